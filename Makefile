@@ -1,0 +1,76 @@
+# inferfleet.gpu — the two commands a newcomer needs: `make lab` and `make test`.
+# Everything below installs what it needs on a fresh Debian 12 machine (as root).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+PYTHON ?= $(shell $(ROOT)/tools/find-python)
+LAB_NODES ?= 2
+LAB_NAME ?= inferlab
+COLL_LINK := $(ROOT)/.build/ansible_collections/inferfleet/gpu
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
+export PATH := $(VENV)/bin:$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help deps venv link lab lab-up lab-down test unit lint sanity molecule build bench clean
+
+help:
+	@echo "make lab       bring up the lab fleet ($(LAB_NODES) nodes) and run playbooks/site.yml on it"
+	@echo "make lab-down  tear the lab down, leaving nothing behind"
+	@echo "make test      lint, ansible-test sanity, unit tests and every molecule scenario"
+
+# Debian packages (skipped when all are already installed).
+deps:
+	@pkgs=$$(grep -v '^\s*#' requirements-apt.txt | xargs); \
+	missing=$$(for p in $$pkgs; do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.stamp: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.stamp
+
+# ansible-test and Python imports want the collection at ansible_collections/inferfleet/gpu.
+link:
+	@mkdir -p $(dir $(COLL_LINK))
+	@test -L $(COLL_LINK) || ln -sfn $(ROOT) $(COLL_LINK)
+
+lab: deps venv link
+	$(PY) -m lab up --name $(LAB_NAME) --nodes $(LAB_NODES)
+	$(PY) -m lab site --name $(LAB_NAME)
+
+lab-down: venv
+	$(PY) -m lab down --name $(LAB_NAME)
+
+test: deps venv link
+	$(PY) tests/run_suite.py
+
+unit: venv link
+	$(PY) tests/run_suite.py --only unit
+
+lint: venv link
+	$(PY) tests/run_suite.py --only lint
+
+sanity: venv link
+	$(PY) tests/run_suite.py --only sanity
+
+molecule: deps venv link
+	$(PY) tests/run_suite.py --only molecule
+
+build: venv
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path .build/dist
+
+bench: venv link
+	$(PY) bench/topology.py
+	$(PY) bench/fleet.py
+
+clean:
+	rm -rf .build .pytest_cache tests/output

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Run every test stage of the collection and print one summary line.
+
+Stages: ``lint`` (ansible-lint, production profile), ``sanity``
+(ansible-test sanity from the ansible_collections/inferfleet/gpu link),
+``unit`` (pytest; each test counts) and one stage per molecule scenario under
+``extensions/molecule/`` (each scenario counts as one test).
+
+The last line is ``N passed, N failed`` and the exit code is non-zero when
+anything failed.  ``--only`` / ``--skip`` take stage names (``molecule``
+selects every scenario, ``molecule:NAME`` one of them).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COLL = ROOT / ".build" / "ansible_collections" / "inferfleet" / "gpu"
+# Scenarios run in this order (cheap first); any other scenario runs after them.
+SCENARIO_ORDER = ["kernel", "lab", "nvidia_driver", "vllm", "vm"]
+
+
+def scenarios() -> list[str]:
+    found = sorted(p.parent.name for p in (ROOT / "extensions" / "molecule").glob("*/molecule.yml"))
+    ordered = [s for s in SCENARIO_ORDER if s in found]
+    return ordered + [s for s in found if s not in ordered]
+
+
+def stages() -> list[tuple[str, list[str], Path]]:
+    venv_bin = Path(sys.executable).parent
+    out: list[tuple[str, list[str], Path]] = [
+        ("lint", [str(venv_bin / "ansible-lint"), "--profile", "production", "--offline"], ROOT),
+        ("sanity", [sys.executable, str(ROOT / "tests" / "sanity.py")], COLL),
+        ("unit", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                  "--junitxml", str(ROOT / "tests" / "output" / "unit.xml"), "tests/unit"], ROOT),
+    ]
+    for name in scenarios():
+        out.append((f"molecule:{name}", [str(venv_bin / "molecule"), "test", "-s", name], ROOT))
+    return out
+
+
+def selected(name: str, only: list[str], skip: list[str]) -> bool:
+    def match(sel: str) -> bool:
+        return name == sel or name.startswith(sel + ":")
+    if only and not any(match(s) for s in only):
+        return False
+    return not any(match(s) for s in skip)
+
+
+def junit_counts(path: Path) -> tuple[int, int, int]:
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    tests = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return tests - failed - skipped, failed, skipped
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", default=[], help="run only this stage (repeatable)")
+    ap.add_argument("--skip", action="append", default=[], help="skip this stage (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the stages and exit")
+    args = ap.parse_args()
+
+    todo = [s for s in stages() if selected(s[0], args.only, args.skip)]
+    if args.list:
+        print("\n".join(s[0] for s in todo))
+        return 0
+    (ROOT / "tests" / "output").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
+    env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build"))
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+
+    passed = failed = skipped = 0
+    rows = []
+    for name, cmd, cwd in todo:
+        print(f"\n===== stage {name}: {' '.join(cmd)}", flush=True)
+        t0 = time.monotonic()
+        rc = subprocess.call(cmd, cwd=cwd, env=env)
+        secs = time.monotonic() - t0
+        if name == "unit" and (ROOT / "tests" / "output" / "unit.xml").exists():
+            p, f, s = junit_counts(ROOT / "tests" / "output" / "unit.xml")
+            if rc != 0 and f == 0:
+                f = 1  # pytest failed before or outside a test (collection error, no tests)
+            passed, failed, skipped = passed + p, failed + f, skipped + s
+            result = f"{p} passed, {f} failed, {s} skipped"
+        else:
+            ok = rc == 0
+            passed += ok
+            failed += not ok
+            result = "passed" if ok else f"FAILED (exit {rc})"
+        rows.append((name, result, secs))
+        print(f"===== stage {name}: {result} in {secs:.0f}s", flush=True)
+
+    print("\nSummary:")
+    for name, result, secs in rows:
+        print(f"  {name:<24} {result:<36} {secs:7.0f}s")
+    tail = f"{passed} passed, {failed} failed"
+    if skipped:
+        tail += f", {skipped} skipped"
+    print(tail)
+    return 1 if failed or not rows else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+"""Make ``ansible_collections.inferfleet.gpu`` importable for the unit tests.
+
+The Makefile links the repository at ``.build/ansible_collections/inferfleet/gpu``;
+the link is created here too so ``pytest`` works on its own.
+"""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LINK = ROOT / ".build" / "ansible_collections" / "inferfleet" / "gpu"
+if not LINK.exists():
+    LINK.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(ROOT, LINK)
+if str(ROOT / ".build") not in sys.path:
+    sys.path.insert(0, str(ROOT / ".build"))
+
+FIXTURES = ROOT.parent / "shared" / "fixtures"
