@@ -1,0 +1,648 @@
+"""A real Debian 12 virtual machine for what containers cannot show.
+
+``python -m lab vm up --name NAME`` boots a qemu VM with a kernel of its own
+(systemd as PID 1, cgroup v2), reachable by SSH on a loopback port, with a
+second virtio disk for an XFS model volume.  nspawn nodes share the host
+kernel, so cgroup limits, sysctl/THP/I/O-scheduler writes and persistence
+across a reboot can only be shown here.
+
+    python -m lab vm build [--force]
+    python -m lab vm up     --name NAME [--disk-size 2G] [--memory 2048] [--cpus 2]
+                            [--accel auto|kvm|tcg] [--timeout 180]
+    python -m lab vm down   --name NAME          # idempotent, also after a crash
+    python -m lab vm status [--name NAME]
+    python -m lab vm ssh    --name NAME -- CMD...
+    python -m lab vm inventory --name NAME       # prints the inventory path
+
+The image is built once with ``debootstrap`` and ``mkfs.ext4 -d`` (no loop
+devices, no mounts) and cached under
+``/var/cache/inferfleet-lab/vm-<recipehash>/`` with the kernel, initrd and the
+root key.  Every boot gets a fresh qcow2 overlay in the state directory
+``/run/inferfleet-lab/NAME-vm/``, so the base image never changes.
+
+``/dev/kvm`` is not trusted blindly: on this kind of machine it is the
+``kvm_pvm`` software virtualizer, on which a stock Debian kernel hangs in its
+decompressor, so ``--accel auto`` uses TCG unless a hardware KVM module
+(``kvm_intel``/``kvm_amd``) is loaded and ``kvm_pvm`` is not.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CACHE_ROOT = Path(os.environ.get("INFERFLEET_LAB_CACHE", "/var/cache/inferfleet-lab"))
+STATE_ROOT = Path(os.environ.get("INFERFLEET_LAB_RUN", "/run/inferfleet-lab"))
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SUITE = "bookworm"
+SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+DATA_DISK = "/dev/vdb"
+SSH_OPTS = [
+    "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=5",
+]
+
+# Everything that decides what the image contains.  Its hash names the cache
+# directory, so changing any of it builds a new image and never reuses a stale one.
+RECIPE: dict = {
+    "version": 1,
+    "suite": SUITE,
+    "variant": "minbase",
+    "packages": sorted([
+        "systemd", "systemd-sysv", "dbus", "udev", "kmod", "iproute2", "procps",
+        "openssh-server", "sudo", "python3", "python3-apt", "xfsprogs",
+        "initramfs-tools", "linux-image-amd64", "util-linux",
+    ]),
+    "image_size": "3G",
+    "files": {
+        "etc/fstab": "# <fs> <mount point> <type> <options> <dump> <pass>\n"
+                     "/dev/vda / ext4 rw,errors=remount-ro 0 0\n",
+        "etc/hostname": "inferfleet-vm\n",
+        "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
+        "etc/systemd/network/20-virtio-dhcp.network":
+            "[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        "etc/initramfs-tools/modules": "virtio_pci\nvirtio_blk\nvirtio_net\next4\n",
+        "etc/initramfs-tools/conf.d/inferfleet.conf": "MODULES=most\nCOMPRESS=gzip\n",
+        "etc/ssh/sshd_config.d/inferfleet.conf":
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n",
+        "etc/resolv.conf": "",
+    },
+    "enable": ["systemd-networkd.service", "ssh.service"],
+    "mask": ["apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer",
+             "e2scrub_all.timer", "fstrim.timer", "systemd-networkd-wait-online.service"],
+}
+
+
+class LabVMError(RuntimeError):
+    """A failure the user can act on; main() prints it without a traceback."""
+
+
+# --------------------------------------------------------------------------- pure parts
+
+def recipe_hash(recipe: dict | None = None) -> str:
+    """Short, stable hash of the image recipe (key order does not matter)."""
+    blob = json.dumps(RECIPE if recipe is None else recipe, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def cache_dir(recipe: dict | None = None, cache_root: Path | None = None) -> Path:
+    return (cache_root or CACHE_ROOT) / f"vm-{recipe_hash(recipe)}"
+
+
+def state_dir(name: str, state_root: Path | None = None) -> Path:
+    return (state_root or STATE_ROOT) / f"{name}-vm"
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name or ""):
+        raise LabVMError(f"--name {name!r} is not allowed: use 1-31 characters a-z, 0-9 and '-', "
+                         "starting with a letter")
+    return name
+
+
+def check_size(size: str) -> str:
+    if not SIZE_RE.match(size or ""):
+        raise LabVMError(f"--disk-size {size!r} is not allowed: use a whole number with an "
+                         "optional K, M, G or T suffix, e.g. 2G")
+    return size
+
+
+def debian_mirror(root: Path = Path("/")) -> str:
+    """The Debian mirror this machine's apt uses for the main archive.
+
+    Reads deb822 ``*.sources`` and one-line ``sources.list`` entries; skips
+    security and disabled entries.  Falls back to deb.debian.org.
+    """
+    apt = root / "etc" / "apt"
+    files = [apt / "sources.list"] + sorted((apt / "sources.list.d").glob("*.list")) \
+        + sorted((apt / "sources.list.d").glob("*.sources"))
+    for path in files:
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields: dict[str, str] = {}
+                for line in stanza.splitlines():
+                    if line.startswith("#") or ":" not in line or line[:1].isspace():
+                        continue
+                    key, _, value = line.partition(":")
+                    fields[key.strip().lower()] = value.strip()
+                if fields.get("enabled", "yes").lower() == "no":
+                    continue
+                if "deb" not in fields.get("types", "").split():
+                    continue
+                suites = fields.get("suites", "").split()
+                if SUITE not in suites:
+                    continue
+                for uri in fields.get("uris", "").split():
+                    if "security" not in uri:
+                        return uri.rstrip("/")
+        else:
+            for line in text.splitlines():
+                parts = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
+                if len(parts) >= 3 and parts[0] == "deb" and parts[2] == SUITE and "security" not in parts[1]:
+                    return parts[1].rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def choose_accel(requested: str, sys_root: Path = Path("/"), dev_kvm: Path = Path("/dev/kvm")) -> tuple[str, str]:
+    """Pick the accelerator.  Returns (accel, reason).
+
+    ``auto`` takes KVM only when a hardware KVM module is loaded, the
+    ``kvm_pvm`` software virtualizer is not, and /dev/kvm opens read-write.
+    """
+    if requested not in ("auto", "kvm", "tcg"):
+        raise LabVMError(f"--accel {requested!r} is not allowed: use auto, kvm or tcg")
+    if requested == "tcg":
+        return "tcg", "asked for tcg"
+    modules = sys_root / "sys" / "module"
+    if (modules / "kvm_pvm").exists():
+        reason = "kvm_pvm (software virtualizer) is loaded: stock kernels hang under it"
+        if requested == "kvm":
+            raise LabVMError(f"--accel kvm refused: {reason}; use --accel tcg or auto")
+        return "tcg", reason
+    hw = [m for m in ("kvm_intel", "kvm_amd") if (modules / m).exists()]
+    usable = bool(hw) and dev_kvm.exists() and os.access(dev_kvm, os.R_OK | os.W_OK)
+    if requested == "kvm":
+        if not usable:
+            raise LabVMError("--accel kvm refused: no kvm_intel/kvm_amd module or /dev/kvm not usable")
+        return "kvm", f"asked for kvm ({hw[0]})"
+    if usable:
+        return "kvm", f"{hw[0]} loaded and /dev/kvm usable"
+    return "tcg", "no hardware KVM (kvm_intel/kvm_amd) available"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def kernel_cmdline(name: str) -> str:
+    return (f"root=/dev/vda rw console=ttyS0 systemd.hostname={name}-vm net.ifnames=0 "
+            "mitigations=off")
+
+
+def qemu_command(*, name: str, sdir: Path, image: Path, port: int, accel: str,
+                 memory: int = 2048, cpus: int = 2, qemu: str = "qemu-system-x86_64") -> list[str]:
+    """The qemu command line (daemonized; no -no-reboot, so a guest reboot comes back)."""
+    if accel == "kvm":
+        accel_args = ["-accel", "kvm", "-cpu", "host"]
+    else:
+        accel_args = ["-accel", "tcg,thread=multi", "-cpu", "max"]
+    return [
+        qemu, "-name", f"{name}-vm,process=inferfleet-{name}-vm",
+        *accel_args,
+        "-smp", str(cpus), "-m", str(memory),
+        "-nodefaults", "-display", "none", "-no-user-config",
+        "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
+        "-append", kernel_cmdline(name),
+        "-drive", f"file={sdir / 'overlay.qcow2'},if=none,id=root,format=qcow2,cache=unsafe,discard=unmap",
+        "-device", "virtio-blk-pci,drive=root,serial=inferfleet-root",
+        # one queue so the kernel's default scheduler is mq-deadline, not none: a
+        # scheduler rule that did not come back after a reboot is then visible.
+        "-drive", f"file={sdir / 'data.raw'},if=none,id=data,format=raw,cache=writeback",
+        "-device", "virtio-blk-pci,drive=data,serial=inferfleet-data,num-queues=1",
+        # restrict=on: the guest reaches nothing but the forwarded port (no outside traffic).
+        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", "virtio-net-pci,netdev=net0",
+        "-serial", f"file:{sdir / 'console.log'}",
+        "-monitor", "none",
+        "-qmp", f"unix:{sdir / 'qmp.sock'},server=on,wait=off",
+        "-pidfile", str(sdir / "qemu.pid"),
+        "-daemonize",
+    ]
+
+
+def render_inventory(*, name: str, port: int, key: Path, accel: str) -> str:
+    """The Ansible inventory (YAML) of one VM."""
+    host = f"{name}-vm"
+    hostvars = {
+        "ansible_host": "127.0.0.1",
+        "ansible_port": port,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "lab_kind": "vm",
+        "lab_name": name,
+        "lab_accel": accel,
+        "lab_data_disk": DATA_DISK,
+    }
+    lines = ["# written by `python -m lab vm up`; removed by `python -m lab vm down`",
+             "all:", "  children:", "    lab_vms:", "      hosts:", f"        {host}:"]
+    for k, v in hostvars.items():
+        lines.append(f"          {k}: {json.dumps(v)}")
+    lines += ["    gpu_hosts:", "      hosts:", f"        {host}: {{}}"]
+    return "\n".join(lines) + "\n"
+
+
+def console_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no console log)"
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- helpers
+
+def log(msg: str) -> None:
+    print(f"lab vm: {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("check", True)
+    try:
+        return subprocess.run(cmd, **kw)
+    except FileNotFoundError as exc:
+        raise LabVMError(f"{cmd[0]} not found: install the Debian packages in requirements-apt.txt "
+                         "(make deps)") from exc
+    except subprocess.CalledProcessError as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise LabVMError(f"{' '.join(cmd[:3])} ... failed (exit {exc.returncode}) {err[-2000:]}") from exc
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (deepest first)."""
+    prefix = str(path.resolve())
+    found = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        for line in fh:
+            mnt = line.split()[4].replace("\\040", " ")
+            if mnt == prefix or mnt.startswith(prefix + "/"):
+                found.append(mnt)
+    return sorted(found, key=len, reverse=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Unmount anything below ``path`` (debootstrap may leave /proc, /sys), then delete it."""
+    if not path.exists():
+        return
+    for mnt in mounts_under(path):
+        subprocess.run(["umount", "-l", mnt], check=False)
+    if mounts_under(path):
+        raise LabVMError(f"{path} still has mounts below it; not deleting it")
+    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- image
+
+def image_ready(image: Path) -> bool:
+    return all((image / f).is_file() for f in ("base.raw", "vmlinuz", "initrd.img", "id_ed25519", "complete"))
+
+
+def build_image(force: bool = False) -> Path:
+    """Build (or reuse) the cached base image; returns its directory."""
+    image = cache_dir()
+    with locked(image.parent / f"{image.name}.lock"):
+        if image_ready(image) and not force:
+            return image
+        for tool in ("debootstrap", "mkfs.ext4", "ssh-keygen", "qemu-img", "qemu-system-x86_64"):
+            if shutil.which(tool) is None:
+                raise LabVMError(f"{tool} not found: run `make deps` (requirements-apt.txt)")
+        work = image.parent / f"{image.name}.build"
+        remove_tree(work)
+        rootfs = work / "rootfs"
+        rootfs.mkdir(parents=True)
+        t0 = time.monotonic()
+        try:
+            mirror = debian_mirror()
+            log(f"building image {image.name} from {mirror} (debootstrap, a few minutes) ...")
+            run(["debootstrap", f"--variant={RECIPE['variant']}",
+                 "--include=" + ",".join(RECIPE["packages"]), SUITE, str(rootfs), mirror],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            log(f"debootstrap done in {time.monotonic() - t0:.0f} s")
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "inferfleet-lab-vm",
+                 "-f", str(work / "id_ed25519")], stdout=subprocess.DEVNULL)
+            _configure_rootfs(rootfs, (work / "id_ed25519.pub").read_text())
+            kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
+            if not kernels:
+                raise LabVMError("no kernel in the image (linux-image-amd64 did not install)")
+            version = kernels[-1].name[len("vmlinuz-"):]
+            shutil.copy2(kernels[-1], work / "vmlinuz")
+            shutil.copy2(rootfs / "boot" / f"initrd.img-{version}", work / "initrd.img")
+            run(["mkfs.ext4", "-q", "-F", "-L", "inferfleet-root", "-d", str(rootfs),
+                 str(work / "base.raw"), RECIPE["image_size"]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            remove_tree(rootfs)
+            (work / "recipe.json").write_text(json.dumps(RECIPE, indent=1, sort_keys=True) + "\n")
+            (work / "complete").write_text(f"kernel {version}\nbuilt in {time.monotonic() - t0:.0f} s\n")
+            remove_tree(image)
+            work.rename(image)
+        except BaseException:
+            remove_tree(work)
+            raise
+        log(f"image {image} ready in {time.monotonic() - t0:.0f} s")
+        return image
+
+
+def _configure_rootfs(rootfs: Path, pubkey: str) -> None:
+    for rel, content in RECIPE["files"].items():
+        dest = rootfs / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink():
+            dest.unlink()
+        dest.write_text(content)
+    ssh = rootfs / "root" / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    (ssh / "authorized_keys").write_text(pubkey)
+    os.chmod(ssh / "authorized_keys", 0o600)
+    # clean apt lists/archives: smaller image, nothing in it pretends to be fresh.
+    for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        for f in (rootfs / sub).glob("*"):
+            if f.is_file():
+                f.unlink()
+    chroot = ["chroot", str(rootfs)]
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
+    run(chroot + ["systemctl", "enable", *RECIPE["enable"]], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run(chroot + ["systemctl", "mask", *RECIPE["mask"]], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run(chroot + ["update-initramfs", "-u", "-k", "all"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the root key is the only way in; no password at all.
+    run(chroot + ["passwd", "-l", "root"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# --------------------------------------------------------------------------- VM lifecycle
+
+def _read_state(sdir: Path) -> dict:
+    try:
+        return json.loads((sdir / "vm.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _pid_of(sdir: Path) -> int | None:
+    """The qemu pid of this VM, only if that process really is our qemu."""
+    candidates = []
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        candidates.append(int((sdir / "qemu.pid").read_text().strip()))
+    candidates += _scan_qemu(sdir)
+    for pid in candidates:
+        if _is_our_qemu(pid, sdir):
+            return pid
+    return None
+
+
+def _is_our_qemu(pid: int, sdir: Path) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    return bool(cmd) and b"qemu-system" in cmd[0] and any(str(sdir).encode() in a for a in cmd)
+
+
+def _scan_qemu(sdir: Path) -> list[int]:
+    """qemu processes whose command line names this state dir (e.g. the pidfile was lost)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit() and _is_our_qemu(int(p.name), sdir):
+            found.append(int(p.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    with contextlib.suppress(FileNotFoundError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def ssh_command(sdir: Path, state: dict, cmd: list[str] | None = None) -> list[str]:
+    return ["ssh", *SSH_OPTS, "-i", str(sdir / "id_ed25519"), "-p", str(state["port"]),
+            "root@127.0.0.1", *(cmd or [])]
+
+
+def wait_ssh(sdir: Path, state: dict, timeout: float) -> float:
+    """Seconds until SSH runs a command in the VM; raises with the console tail on failure."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        pid = _pid_of(sdir)
+        if pid is None or not _alive(pid):
+            raise LabVMError(f"qemu exited while booting; console tail:\n{console_tail(sdir / 'console.log')}")
+        try:
+            res = subprocess.run(ssh_command(sdir, state, ["true"]), capture_output=True, timeout=20, check=False)
+            if res.returncode == 0:
+                return time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(1)
+    raise LabVMError(f"no SSH on 127.0.0.1:{state['port']} after {timeout:.0f} s; console tail:\n"
+                     f"{console_tail(sdir / 'console.log')}")
+
+
+def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, timeout: float,
+          keep_on_failure: bool = False) -> int:
+    check_name(name)
+    check_size(disk_size)
+    if memory < 256 or cpus < 1:
+        raise LabVMError(f"--memory {memory} / --cpus {cpus} not allowed: need memory >= 256 (MiB), cpus >= 1")
+    sdir = state_dir(name)
+    state = _read_state(sdir)
+    pid = _pid_of(sdir)
+    if pid and _alive(pid) and state:
+        wait_ssh(sdir, state, 30)
+        log(f"{name}-vm already up (pid {pid}, ssh port {state['port']})")
+        print(sdir / "inventory.yml")
+        return 0
+    if sdir.exists():
+        log(f"cleaning stale state of {name}-vm")
+        vm_down(name, quiet=True)
+    accel, reason = choose_accel(accel_req)
+    image = build_image()
+    sdir.mkdir(parents=True)
+    try:
+        shutil.copy2(image / "id_ed25519", sdir / "id_ed25519")
+        os.chmod(sdir / "id_ed25519", 0o600)
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(image / "base.raw"), "-F", "raw",
+             str(sdir / "overlay.qcow2")], capture_output=True)
+        run(["qemu-img", "create", "-q", "-f", "raw", str(sdir / "data.raw"), disk_size], capture_output=True)
+        t0 = time.monotonic()
+        for attempt in range(5):
+            port = free_port()
+            cmd = qemu_command(name=name, sdir=sdir, image=image, port=port, accel=accel,
+                               memory=memory, cpus=cpus)
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if res.returncode == 0:
+                break
+            if "hostfwd" in res.stderr or "forwarding rule" in res.stderr:
+                continue  # someone took the port between our probe and qemu's bind
+            raise LabVMError(f"qemu failed (exit {res.returncode}): {res.stderr.strip()}")
+        else:
+            raise LabVMError("qemu could not bind a forwarding port after 5 attempts")
+        state = {"name": name, "port": port, "accel": accel, "accel_reason": reason, "memory": memory,
+                 "cpus": cpus, "disk_size": disk_size, "image": str(image), "started": time.time(),
+                 "command": cmd}
+        (sdir / "vm.json").write_text(json.dumps(state, indent=1) + "\n")
+        (sdir / "inventory.yml").write_text(render_inventory(name=name, port=port, key=sdir / "id_ed25519",
+                                                             accel=accel))
+        log(f"{name}-vm booting ({accel}: {reason}), ssh port {port} ...")
+        waited = wait_ssh(sdir, state, timeout)
+        state["boot_to_ssh_s"] = round(time.monotonic() - t0, 1)
+        (sdir / "vm.json").write_text(json.dumps(state, indent=1) + "\n")
+        log(f"{name}-vm up: SSH after {waited:.1f} s; inventory {sdir / 'inventory.yml'}")
+    except BaseException:
+        if not keep_on_failure:
+            vm_down(name, quiet=True)
+        raise
+    print(sdir / "inventory.yml")
+    return 0
+
+
+def vm_down(name: str, quiet: bool = False) -> int:
+    check_name(name)
+    sdir = state_dir(name)
+    pids = set(_scan_qemu(sdir))
+    pid = _pid_of(sdir)
+    if pid:
+        pids.add(pid)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for p in pids:
+        if _alive(p):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    still = [p for p in pids if _alive(p)]
+    if still:
+        raise LabVMError(f"qemu pid(s) {still} of {name}-vm did not exit")
+    existed = sdir.exists()
+    remove_tree(sdir)
+    if not quiet:
+        log(f"{name}-vm down" + (f" (stopped qemu pid {sorted(pids)})" if pids else "")
+            + ("" if existed or pids else " (was not up)"))
+    return 0
+
+
+def vm_status(name: str | None) -> int:
+    dirs = [state_dir(check_name(name))] if name else \
+        sorted(p.parent for p in STATE_ROOT.glob("*-vm/vm.json"))
+    rows = []
+    for sdir in dirs:
+        if not sdir.is_dir():
+            continue
+        st = _read_state(sdir)
+        pid = _pid_of(sdir)
+        up = bool(pid and _alive(pid))
+        age = f"{time.time() - st['started']:.0f}s" if st.get("started") else "-"
+        rows.append((sdir.name, "running" if up else "dead", str(pid or "-"), str(st.get("port", "-")),
+                     st.get("accel", "-"), age, str(sdir / "inventory.yml")))
+    if not rows:
+        print("no lab VMs" + (f" named {name}" if name else ""))
+        return 0 if not name else 1
+    head = ("VM", "STATE", "PID", "SSH", "ACCEL", "UPTIME", "INVENTORY")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0 if all(r[1] == "running" for r in rows) else 1
+
+
+def vm_ssh(name: str, cmd: list[str]) -> int:
+    sdir = state_dir(check_name(name))
+    state = _read_state(sdir)
+    if not state:
+        raise LabVMError(f"{name}-vm is not up (no {sdir / 'vm.json'})")
+    return subprocess.call(ssh_command(sdir, state, cmd))
+
+
+# --------------------------------------------------------------------------- CLI
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m lab vm", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build (or reuse) the cached VM image")
+    b.add_argument("--force", action="store_true", help="rebuild even when cached")
+    u = sub.add_parser("up", help="boot a VM and wait for SSH")
+    u.add_argument("--name", required=True)
+    u.add_argument("--disk-size", default="2G", help="size of the data disk /dev/vdb (default 2G)")
+    u.add_argument("--memory", type=int, default=2048, help="MiB (default 2048)")
+    u.add_argument("--cpus", type=int, default=2)
+    u.add_argument("--accel", default="auto", choices=["auto", "kvm", "tcg"])
+    u.add_argument("--timeout", type=float, default=180, help="seconds to wait for SSH (default 180)")
+    u.add_argument("--keep-on-failure", action="store_true", help="leave a VM that failed to boot for debugging")
+    d = sub.add_parser("down", help="stop the VM and remove its state (idempotent)")
+    d.add_argument("--name", required=True)
+    s = sub.add_parser("status", help="list lab VMs")
+    s.add_argument("--name")
+    x = sub.add_parser("ssh", help="run a command in the VM (or a shell)")
+    x.add_argument("--name", required=True)
+    x.add_argument("command", nargs=argparse.REMAINDER)
+    i = sub.add_parser("inventory", help="print the inventory path of a VM")
+    i.add_argument("--name", required=True)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.cmd == "build":
+            print(build_image(force=args.force))
+            return 0
+        if args.cmd == "up":
+            return vm_up(args.name, args.disk_size, args.memory, args.cpus, args.accel, args.timeout,
+                         args.keep_on_failure)
+        if args.cmd == "down":
+            return vm_down(args.name)
+        if args.cmd == "status":
+            return vm_status(args.name)
+        if args.cmd == "ssh":
+            cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+            return vm_ssh(args.name, cmd)
+        if args.cmd == "inventory":
+            path = state_dir(check_name(args.name)) / "inventory.yml"
+            if not path.is_file():
+                raise LabVMError(f"{args.name}-vm is not up (no {path})")
+            print(path)
+            return 0
+    except LabVMError as exc:
+        print(f"lab vm: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
