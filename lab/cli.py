@@ -1,0 +1,284 @@
+"""``python -m lab``: a fleet of real Debian 12 hosts on one machine (see docs/lab.md)."""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from lab import image, inventory, limits, net, nodes
+from lab import state as st
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def global_lock():
+    """Serialises ``up``/``down`` of all labs (subnet allocation, inotify record)."""
+    st.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(st.RUN_DIR / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise SystemExit("lab: must run as root (it creates netns, bridges, mounts, cgroups)")
+
+
+def _keygen(lab_dir: Path) -> str:
+    key = lab_dir / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"inferlab-{lab_dir.name}",
+                        "-f", str(key)], check=True)
+    return str(key)
+
+
+# --- up -------------------------------------------------------------------------
+
+def cmd_up(args) -> int:
+    require_root()
+    name = net.check_name(args.name)
+    if not 1 <= args.nodes <= net.MAX_NODES:
+        raise SystemExit(f"lab: --nodes {args.nodes} is not allowed: use 1..{net.MAX_NODES}")
+    disk_size = nodes.parse_size(args.disk_size) if args.disk_size else None
+    binds = [nodes.check_bind(nodes.parse_bind(b)) for b in args.bind]
+    for b in binds:
+        if not os.path.exists(b["src"]):
+            raise SystemExit(f"lab: --bind source {b['src']!r} does not exist")
+
+    t0 = time.monotonic()
+    rootfs = image.build(image.recipe())
+    t_image = time.monotonic() - t0
+
+    old = st.load(name)
+    if old is not None:
+        alive = [n for n in old["nodes"] if nodes.pid_alive(n.get("pid"), n["hostname"])]
+        if (len(alive) == len(old["nodes"]) == args.nodes and old.get("disk_size") == args.disk_size
+                and old.get("binds") == binds):
+            log(f"lab {name} is already up ({args.nodes} nodes)")
+            nodes.wait_ssh(old, timeout=60)
+            print(st.inventory_path(name))
+            return 0
+        log(f"lab {name} exists with another shape or dead nodes: taking it down first")
+    if old is not None or (st.lab_dir(name) / "state.json").exists() or net.netns_for(name):
+        teardown(name, quiet=True)
+
+    t1 = time.monotonic()
+    with global_lock():
+        index = net.allocate_subnet(net.host_networks(), st.used_indexes(exclude=name))
+        ldir = st.lab_dir(name)
+        ldir.mkdir(parents=True, exist_ok=True)
+        key = _keygen(ldir)
+        doc = st.new_state(name, index, args.nodes, str(rootfs), key,
+                           disk_size=args.disk_size, binds=binds)
+        st.save(doc)  # before anything is made: `down` can undo a half-made lab
+        limits.raise_limit()
+    try:
+        pubkey = Path(key + ".pub").read_text()
+        net.create_bridge(index, name)
+        for node in doc["nodes"]:
+            ndir = Path(node["dir"])
+            net.create_node_net(name, index, node["index"])
+            nodes.mount_overlay(str(rootfs), ndir)
+            nodes.seed_node(ndir, pubkey, node["hostname"])
+            if disk_size:
+                node["loop"] = nodes.attach_disk(ndir, disk_size)
+                st.save(doc)
+        for node in doc["nodes"]:
+            node["pid"] = nodes.start(doc, node, Path(node["log"]))
+        st.save(doc)
+        st.write_atomic(st.inventory_path(name), inventory.dump(doc))
+        ready = nodes.wait_ssh(doc, timeout=args.timeout)
+    except BaseException as exc:
+        log(f"up failed ({exc}); tearing {name} down")
+        teardown(name, quiet=True)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise SystemExit(f"lab: up --name {name} failed: {exc}") from None
+    t_boot = time.monotonic() - t1
+    log(f"{name}: {args.nodes} node(s) SSH-ready in {t_boot:.1f} s on {doc['subnet']} "
+        f"(image {t_image:.1f} s; slowest node {max(ready.values()):.1f} s)")
+    print(st.inventory_path(name))
+    return 0
+
+
+# --- down -----------------------------------------------------------------------
+
+def teardown(name: str, quiet: bool = False) -> list[str]:
+    """Undo everything lab ``name`` may have made; safe to call any number of times."""
+    done: list[str] = []
+    doc = st.load(name)
+    data = st.DATA_DIR / name
+    index = doc["subnet_index"] if doc else None
+    node_list = list(doc["nodes"]) if doc else []
+    known = {n["index"] for n in node_list}
+    # Nodes the state forgot (or no state at all): find them by name.
+    extra = set()
+    for ns in net.netns_for(name):
+        extra.add(int(ns.rsplit("node", 1)[1]))
+    if data.is_dir():
+        for d in data.glob("node*"):
+            if d.name[4:].isdigit():
+                extra.add(int(d.name[4:]))
+    cg_root = nodes.CGROUP_ROOT / "systemd" / "inferlab"
+    if cg_root.is_dir():
+        for d in cg_root.glob(f"{name}-node*"):
+            if d.name[len(name) + 5:].isdigit():
+                extra.add(int(d.name[len(name) + 5:]))
+    for k in sorted(extra - known):
+        node_list.append({"index": k, "hostname": f"{name}-node{k}", "netns": net.netns_name(name, k),
+                          "dir": str(data / f"node{k}"), "cgroup": f"inferlab/{name}-node{k}",
+                          "pid": None})
+    for node in node_list:
+        nodes.stop(node)
+    done.append(f"stopped {len(node_list)} node(s)")
+    for node in node_list:
+        net.delete_node_net(name, index, node["index"])
+    if index is not None:
+        net.delete_bridge(index)
+    for br in net.bridges_for(name):
+        subprocess.run(["ip", "link", "del", br], capture_output=True, check=False)
+    unmounted = nodes.umount_all(data) if data.exists() else []
+    loops = []
+    for node in node_list:
+        loops += nodes.detach_disk(Path(node["dir"]))
+    if data.exists():
+        left = nodes.mounts_under(data)
+        if left:
+            raise SystemExit(f"lab: {name}: still mounted, not removing {data}: {', '.join(left)}")
+        shutil.rmtree(data)
+    ldir = st.lab_dir(name)
+    with global_lock():
+        for f in ("state.json", "inventory.yml", "id_ed25519", "id_ed25519.pub"):
+            try:
+                (ldir / f).unlink()
+            except FileNotFoundError:
+                pass
+        for f in ldir.glob("node*.log") if ldir.is_dir() else []:
+            f.unlink()
+        try:
+            ldir.rmdir()
+        except OSError:
+            pass
+        restored = limits.restore_if_last()
+    done.append(f"unmounted {len(unmounted)}, detached {len(loops)} loop device(s)")
+    if restored:
+        done.append(restored)
+    if not quiet:
+        log(f"{name} down: " + "; ".join(done))
+    return done
+
+
+def cmd_down(args) -> int:
+    require_root()
+    net.check_name(args.name)
+    teardown(args.name)
+    return 0
+
+
+# --- status / inventory ----------------------------------------------------------
+
+def cmd_status(args) -> int:
+    names = [args.name] if args.name else st.lab_names()
+    if not names:
+        print("no lab is up")
+        return 0
+    rc = 0
+    for name in names:
+        doc = st.load(name)
+        if doc is None:
+            print(f"{name}: no readable state (run `python -m lab down --name {name}`)")
+            rc = 1
+            continue
+        print(f"{name}: {len(doc['nodes'])} node(s) on {doc['subnet']} bridge {doc['bridge']}; "
+              f"inventory {st.inventory_path(name)}")
+        for n in doc["nodes"]:
+            alive = nodes.pid_alive(n.get("pid"), n["hostname"])
+            ssh = "ssh ok" if alive and nodes.ssh_banner(n["ip"]) else "no ssh"
+            disk = f" disk {n['loop']}" if n.get("loop") else ""
+            print(f"  {n['hostname']:<24} {n['ip']:<15} pid {n.get('pid')} "
+                  f"{'running' if alive else 'DEAD'}, {ssh}{disk}")
+            rc |= 0 if alive else 1
+    rec = limits.record_path()
+    if rec.is_file():
+        print(f"fs.inotify.max_user_instances {limits.read()} (original {json.loads(rec.read_text())['original']})")
+    return rc
+
+
+def cmd_inventory(args) -> int:
+    path = st.inventory_path(net.check_name(args.name))
+    if not path.is_file():
+        print(f"lab: no inventory for {args.name}: is it up? (python -m lab up --name {args.name})",
+              file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def cmd_site(args) -> int:
+    from lab import site
+    return site.run(args.name, extra=args.ansible_args)
+
+
+def cmd_vm(argv: list[str]) -> int:
+    try:
+        from lab import vm
+    except ImportError as exc:
+        print(f"lab: the VM part (lab/vm.py) is not available: {exc}", file=sys.stderr)
+        return 2
+    if not hasattr(vm, "main"):
+        print("lab: lab/vm.py has no main(argv); the VM part is not ready", file=sys.stderr)
+        return 2
+    return vm.main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build the image once and boot N nspawn nodes")
+    up.add_argument("--name", required=True)
+    up.add_argument("--nodes", type=int, default=2)
+    up.add_argument("--disk-size", help="attach a sparse loop device of this size to each node")
+    up.add_argument("--bind", action="append", default=[], metavar="SRC:DST[:ro]",
+                    help="bind-mount a host directory into every node (repeatable)")
+    up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for SSH")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="tear lab NAME down (idempotent)")
+    down.add_argument("--name", required=True)
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="show labs and their nodes")
+    status.add_argument("--name")
+    status.set_defaults(func=cmd_status)
+    inv = sub.add_parser("inventory", help="print the inventory path of lab NAME")
+    inv.add_argument("--name", required=True)
+    inv.set_defaults(func=cmd_inventory)
+    site = sub.add_parser("site", help="run playbooks/site.yml on lab NAME and summarise per host")
+    site.add_argument("--name", required=True)
+    site.add_argument("ansible_args", nargs=argparse.REMAINDER,
+                      help="extra ansible-playbook arguments after --")
+    site.set_defaults(func=cmd_site)
+    img = sub.add_parser("image", help="build the node image (cached) and print its path")
+    img.set_defaults(func=lambda a: print(image.build(image.recipe())) or 0)
+    sub.add_parser("vm", help="the qemu VM (python -m lab vm up|down ...)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "vm":
+        return cmd_vm(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 2

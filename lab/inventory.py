@@ -1,0 +1,40 @@
+"""Render the lab's Ansible inventory (YAML) from its state."""
+from __future__ import annotations
+
+import yaml
+
+SSH_COMMON_ARGS = ("-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no "
+                   "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=120s")
+
+
+def render(state: dict) -> dict:
+    """The inventory as a dict: groups ``lab_nodes`` and ``gpu_hosts`` under ``all``."""
+    hosts = {}
+    for node in sorted(state["nodes"], key=lambda n: n["index"]):
+        hv = {
+            "ansible_host": node["ip"],
+            "ansible_user": "root",
+            "ansible_ssh_private_key_file": state["ssh_key"],
+            "ansible_python_interpreter": "/usr/bin/python3",
+            "lab_kind": "nspawn",
+            "lab_name": state["name"],
+        }
+        if node.get("loop"):
+            hv["lab_data_disk"] = node["loop"]
+        hosts[node["hostname"]] = hv
+    names = {h: {} for h in hosts}
+    return {
+        "all": {
+            "vars": {"ansible_ssh_common_args": SSH_COMMON_ARGS},
+            "children": {
+                "lab_nodes": {"hosts": hosts},
+                "gpu_hosts": {"hosts": dict(names)},
+            },
+        }
+    }
+
+
+def dump(state: dict) -> str:
+    header = (f"# inferfleet lab {state['name']!r}: {len(state['nodes'])} nspawn node(s) on "
+              f"{state['subnet']} (written by `python -m lab up`; removed by `down`)\n")
+    return header + yaml.safe_dump(render(state), sort_keys=False, default_flow_style=False)

@@ -1,0 +1,351 @@
+"""One lab node: an overlay of the cached root, a cgroup, a systemd-nspawn --boot.
+
+PID 1 on this kind of machine is not systemd, so nothing gives nspawn a cgroup
+of its own: each node is started inside ``<hierarchy>/inferlab/NAME-nodeK`` of
+the named ``systemd`` v1 hierarchy and of the ``unified`` v2 one, otherwise
+all nodes share (and fight over) the same sub-cgroups.  A node is stopped with
+SIGTERM to systemd-nspawn (it then powers the container off cleanly);
+SIGRTMIN+4 would orphan the container.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_HIERARCHIES = ("systemd", "unified")
+
+
+# --- pure helpers -------------------------------------------------------------
+
+def parse_bind(spec: str) -> dict:
+    """``SRC:DST[:ro]`` -> {'src', 'dst', 'ro'}; raises ValueError naming the problem."""
+    parts = spec.split(":")
+    ro = False
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        ro = parts[2] == "ro"
+        parts = parts[:2]
+    if len(parts) == 1:
+        parts = [parts[0], parts[0]]
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"--bind {spec!r} is not allowed: use SRC:DST or SRC:DST:ro")
+    src, dst = parts
+    if not src.startswith("/") or not dst.startswith("/"):
+        raise ValueError(f"--bind {spec!r} is not allowed: SRC and DST must be absolute paths")
+    return {"src": os.path.normpath(src), "dst": os.path.normpath(dst), "ro": ro}
+
+
+FORBIDDEN_BIND_DST = ("/proc", "/sys", "/dev")
+
+
+def check_bind(bind: dict) -> dict:
+    dst = bind["dst"]
+    for bad in FORBIDDEN_BIND_DST:
+        if dst == bad or dst.startswith(bad + "/"):
+            raise ValueError(f"--bind destination {dst!r} is not allowed: kernel paths "
+                             f"({', '.join(FORBIDDEN_BIND_DST)}) stay read-only in nodes")
+    if dst == "/":
+        raise ValueError("--bind destination '/' is not allowed")
+    return bind
+
+
+def parse_size(text: str) -> int:
+    """'2G', '512M', '1024K', '1T' or bytes -> bytes (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = (text or "").strip().upper().removesuffix("IB").removesuffix("B")
+    num, unit = (t[:-1], t[-1]) if t and t[-1] in units else (t, "")
+    try:
+        value = int(float(num) * units[unit])
+    except ValueError:
+        raise ValueError(f"--disk-size {text!r} is not allowed: use a size such as 512M or 2G") from None
+    if value < 300 << 20:
+        raise ValueError(f"--disk-size {text!r} is too small: XFS needs at least 300M")
+    return value
+
+
+def nspawn_command(state: dict, node: dict) -> list[str]:
+    cmd = [
+        "systemd-nspawn", "--boot", "--quiet", "--register=no",
+        f"--directory={node['dir']}/root",
+        f"--machine={node['hostname']}", f"--hostname={node['hostname']}",
+        f"--network-namespace-path=/run/netns/{node['netns']}",
+        "--console=pipe", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+    ]
+    for bind in state.get("binds", []):
+        flag = "--bind-ro" if bind["ro"] else "--bind"
+        cmd.append(f"{flag}={bind['src']}:{bind['dst']}")
+    if node.get("loop"):
+        cmd.append(f"--bind={node['loop']}")
+    return cmd
+
+
+# --- overlay ------------------------------------------------------------------
+
+def is_mountpoint(path: str | Path, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    path = os.path.realpath(path)
+    with open(mountinfo) as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def mounts_under(prefix: str | Path, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Mount points at or below ``prefix``, deepest first (unmount order)."""
+    prefix = os.path.realpath(prefix)
+    found = []
+    with open(mountinfo) as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp == prefix or mp.startswith(prefix + "/"):
+                found.append(mp)
+    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
+
+
+def mount_overlay(rootfs: str, node_dir: Path) -> None:
+    upper, work, merged = node_dir / "upper", node_dir / "work", node_dir / "root"
+    for d in (upper, work, merged):
+        d.mkdir(parents=True, exist_ok=True)
+    if is_mountpoint(merged):
+        return
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={rootfs},upperdir={upper},workdir={work}", str(merged)],
+                   check=True, capture_output=True, text=True)
+
+
+def umount_all(prefix: str | Path) -> list[str]:
+    done = []
+    for mp in mounts_under(prefix):
+        proc = subprocess.run(["umount", mp], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
+        done.append(mp)
+    return done
+
+
+# --- per-node files in the upper layer -----------------------------------------
+
+def seed_node(node_dir: Path, pubkey: str, hostname: str) -> None:
+    """Files each node gets on top of the shared root (written to the upper layer)."""
+    root = node_dir / "root"
+    ssh = root / "root" / ".ssh"
+    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ssh / "authorized_keys").write_text(pubkey.strip() + "\n")
+    os.chmod(ssh / "authorized_keys", 0o600)
+    (root / "etc" / "hostname").write_text(hostname + "\n")
+    hosts = root / "etc" / "hosts"
+    hosts.write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n"
+                     "::1\tlocalhost ip6-localhost ip6-loopback\n")
+
+
+# --- cgroups ------------------------------------------------------------------
+
+def cgroup_dirs(cgroup: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    return [root / h / cgroup for h in CGROUP_HIERARCHIES if (root / h).is_dir()]
+
+
+def cgroup_pids(cgroup: str, root: Path = CGROUP_ROOT) -> set[int]:
+    pids = set()
+    for top in cgroup_dirs(cgroup, root):
+        if not top.is_dir():
+            continue
+        for procs in top.rglob("cgroup.procs"):
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                pass
+    return pids
+
+
+def remove_cgroup(cgroup: str, root: Path = CGROUP_ROOT) -> None:
+    for top in cgroup_dirs(cgroup, root):
+        if not top.is_dir():
+            continue
+        dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
+                      reverse=True)
+        for d in dirs + [top]:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        parent = top.parent
+        while parent != root / top.relative_to(root).parts[0]:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+
+def _enter_cgroups(dirs: list[Path]):
+    def enter():
+        for d in dirs:
+            (d / "cgroup.procs").write_text(str(os.getpid()))
+        os.setsid()
+    return enter
+
+
+# --- start / stop -------------------------------------------------------------
+
+def start(state: dict, node: dict, log_path: Path) -> int:
+    dirs = cgroup_dirs(node["cgroup"])
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(nspawn_command(state, node), stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=_enter_cgroups(dirs), close_fds=True)
+    finally:
+        log.close()
+    return proc.pid
+
+
+def pid_alive(pid: int | None, machine: str | None = None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().split(b"\0")
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+    except OSError:
+        return False
+    if not cmd or not cmd[0].endswith(b"systemd-nspawn"):
+        return False
+    return machine is None or f"--machine={machine}".encode() in cmd
+
+
+def nspawn_pids(machine: str) -> list[int]:
+    """Every live systemd-nspawn for ``machine`` (also those a lost state forgot)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and pid_alive(int(entry), machine):
+            pids.append(int(entry))
+    return pids
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop(node: dict, timeout: float = 15.0) -> None:
+    """SIGTERM every nspawn of the node, wait, then SIGKILL whatever is left in its cgroup."""
+    pids = set(nspawn_pids(node["hostname"]))
+    if node.get("pid") and pid_alive(node["pid"], node["hostname"]):
+        pids.add(node["pid"])
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in pids:
+            _reap(pid)
+        if not any(pid_alive(p) for p in pids) and not cgroup_pids(node["cgroup"]):
+            break
+        time.sleep(0.1)
+    for _ in range(50):
+        left = cgroup_pids(node["cgroup"]) | {p for p in pids if pid_alive(p)}
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _reap(pid)
+        time.sleep(0.1)
+    remove_cgroup(node["cgroup"])
+
+
+# --- disks --------------------------------------------------------------------
+
+def attach_disk(node_dir: Path, size: int) -> str:
+    img = node_dir / "disk.img"
+    if not img.exists():
+        with open(img, "wb") as f:
+            f.truncate(size)
+    existing = loops_for(img)
+    if existing:
+        return existing[0]
+    out = subprocess.run(["losetup", "--find", "--show", str(img)], check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def loops_for(img: str | Path) -> list[str]:
+    out = subprocess.run(["losetup", "-j", str(img), "-O", "NAME", "-n"],
+                         capture_output=True, text=True, check=False)
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def detach_disk(node_dir: Path) -> list[str]:
+    loops = loops_for(node_dir / "disk.img")
+    for dev in loops:
+        subprocess.run(["losetup", "-d", dev], capture_output=True, check=False)
+    return loops
+
+
+def remove_node_dir(node_dir: Path) -> None:
+    if node_dir.exists():
+        if mounts_under(node_dir):
+            raise RuntimeError(f"refusing to remove {node_dir}: something is still mounted there")
+        shutil.rmtree(node_dir)
+
+
+# --- readiness ----------------------------------------------------------------
+
+def ssh_banner(ip: str, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((ip, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def ssh_command(key: str, ip: str, *remote: str) -> list[str]:
+    return ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+            "-o", "ConnectTimeout=5", f"root@{ip}", *remote]
+
+
+def wait_ssh(state: dict, timeout: float = 120.0) -> dict[str, float]:
+    """Wait until every node answers a real SSH login; return seconds per node."""
+    start = time.monotonic()
+    pending = {n["hostname"]: n for n in state["nodes"]}
+    ready: dict[str, float] = {}
+    procs: dict[str, subprocess.Popen] = {}
+    while pending or procs:
+        if time.monotonic() - start > timeout:
+            for p in procs.values():
+                p.kill()
+            raise TimeoutError(f"nodes not SSH-ready after {timeout:.0f} s: "
+                               f"{', '.join(sorted(set(pending) | set(procs)))}")
+        for host, node in list(pending.items()):
+            if not pid_alive(node.get("pid"), host):
+                raise RuntimeError(f"{host}: systemd-nspawn exited; see {node.get('log')}")
+            if ssh_banner(node["ip"]):
+                procs[host] = subprocess.Popen(ssh_command(state["ssh_key"], node["ip"], "true"),
+                                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL)
+                del pending[host]
+        for host, p in list(procs.items()):
+            rc = p.poll()
+            if rc is None:
+                continue
+            del procs[host]
+            if rc == 0:
+                ready[host] = time.monotonic() - start
+            else:
+                pending[host] = next(n for n in state["nodes"] if n["hostname"] == host)
+        time.sleep(0.1)
+    return ready

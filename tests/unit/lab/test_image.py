@@ -1,0 +1,67 @@
+"""The recipe hash that keys the image cache, and the mirror lookup."""
+import json
+
+from lab import image
+
+
+def test_hash_is_stable_and_order_insensitive():
+    rec = image.recipe("http://deb.debian.org/debian")
+    shuffled = dict(reversed(list(rec.items())))
+    shuffled["packages"] = list(reversed(rec["packages"]))
+    assert image.recipe_hash(rec) == image.recipe_hash(shuffled)
+    assert len(image.recipe_hash(rec)) == 16
+
+
+def test_hash_changes_with_what_goes_into_the_tree():
+    rec = image.recipe("http://deb.debian.org/debian")
+    base = image.recipe_hash(rec)
+    assert image.recipe_hash({**rec, "packages": rec["packages"] + ["curl"]}) != base
+    assert image.recipe_hash({**rec, "mirror": "http://other/debian"}) != base
+    assert image.recipe_hash({**rec, "post_version": rec["post_version"] + 1}) != base
+
+
+def test_recipe_carries_the_packages_the_issue_names():
+    rec = image.recipe("http://x/debian")
+    for pkg in ("systemd", "dbus", "openssh-server", "python3", "python3-venv", "python3-packaging",
+                "python3-apt", "xfsprogs", "iproute2", "kmod", "procps", "udev"):
+        assert pkg in rec["packages"]
+    assert rec["suite"] == "bookworm"
+
+
+def test_rootfs_path_is_keyed_by_hash(tmp_path):
+    rec = image.recipe("http://x/debian")
+    assert image.rootfs_path(rec, tmp_path) == tmp_path / f"rootfs-{image.recipe_hash(rec)}"
+
+
+def test_mirror_from_deb822_sources(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n")
+    assert image.default_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+def test_mirror_from_one_line_sources(tmp_path):
+    (tmp_path / "sources.list").write_text(
+        "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main\n")
+    assert image.default_mirror(tmp_path) == "http://m.example/debian"
+
+
+def test_mirror_falls_back_to_debian(tmp_path):
+    assert image.default_mirror(tmp_path) == "http://deb.debian.org/debian"
+
+
+def test_post_build_masks_units_and_resets_machine_id(tmp_path):
+    tree = tmp_path / "t"
+    for d in ("etc/systemd/system", "etc/ssh", "root", "var/lib/dbus"):
+        (tree / d).mkdir(parents=True)
+    (tree / "etc" / "machine-id").write_text("abc\n")
+    (tree / "var" / "lib" / "dbus" / "machine-id").write_text("abc\n")
+    rec = image.recipe("http://x/debian")
+    image._post_build(tree, rec)
+    for unit in rec["masked"]:
+        assert (tree / "etc/systemd/system" / unit).readlink().as_posix() == "/dev/null"
+    assert (tree / "etc/machine-id").read_text() == ""
+    assert not (tree / "var/lib/dbus/machine-id").exists()
+    assert "PermitRootLogin prohibit-password" in (tree / "etc/ssh/sshd_config.d/inferlab.conf").read_text()
+    assert json.loads((tree / "etc/inferlab-image").read_text()) == rec

@@ -1,0 +1,148 @@
+"""Pure parts of node handling: binds, sizes, the nspawn command, mounts, cgroups, limits."""
+import json
+
+import pytest
+
+from lab import limits, nodes, site, state as st
+
+
+@pytest.mark.parametrize("spec,want", [
+    ("/srv/wheels:/opt/wheels", {"src": "/srv/wheels", "dst": "/opt/wheels", "ro": False}),
+    ("/srv/models:/models:ro", {"src": "/srv/models", "dst": "/models", "ro": True}),
+    ("/srv/x/:/x:rw", {"src": "/srv/x", "dst": "/x", "ro": False}),
+    ("/srv/same", {"src": "/srv/same", "dst": "/srv/same", "ro": False}),
+])
+def test_parse_bind(spec, want):
+    assert nodes.parse_bind(spec) == want
+
+
+@pytest.mark.parametrize("spec", ["", "rel:/x", "/a:rel", "/a:/b:/c", "/a::ro"])
+def test_parse_bind_rejects(spec):
+    with pytest.raises(ValueError, match="is not allowed"):
+        nodes.parse_bind(spec)
+
+
+@pytest.mark.parametrize("dst", ["/proc", "/proc/sys", "/sys/block", "/dev/loop0", "/"])
+def test_kernel_paths_are_never_bind_targets(dst):
+    with pytest.raises(ValueError, match="not allowed"):
+        nodes.check_bind({"src": "/tmp", "dst": dst, "ro": False})
+
+
+@pytest.mark.parametrize("text,size", [("2G", 2 << 30), ("512M", 512 << 20), ("1GiB", 1 << 30),
+                                       ("1.5G", 3 << 29), (str(400 << 20), 400 << 20)])
+def test_parse_size(text, size):
+    assert nodes.parse_size(text) == size
+
+
+@pytest.mark.parametrize("text,why", [("big", "use a size"), ("100M", "too small"), ("", "use a size")])
+def test_parse_size_rejects(text, why):
+    with pytest.raises(ValueError, match=why):
+        nodes.parse_size(text)
+
+
+def test_nspawn_command(tmp_path):
+    doc = st.new_state("lab", 3, 2, "/r", "/k", binds=[{"src": "/w", "dst": "/opt/w", "ro": True},
+                                                      {"src": "/m", "dst": "/m", "ro": False}],
+                       data_dir=tmp_path)
+    node = doc["nodes"][1]
+    node["loop"] = "/dev/loop9"
+    cmd = nodes.nspawn_command(doc, node)
+    assert cmd[:2] == ["systemd-nspawn", "--boot"]
+    assert f"--directory={tmp_path}/lab/node2/root" in cmd
+    assert "--machine=lab-node2" in cmd and "--hostname=lab-node2" in cmd
+    assert "--network-namespace-path=/run/netns/inferlab-lab-node2" in cmd
+    assert "--bind-ro=/w:/opt/w" in cmd and "--bind=/m:/m" in cmd and "--bind=/dev/loop9" in cmd
+    assert "--register=no" in cmd
+    assert not any(a.startswith(("--capability", "--system-call-filter")) for a in cmd)
+
+
+MOUNTINFO = """\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+100 22 0:50 / /var/lib/inferfleet-lab/lab/node1/root rw shared:2 - overlay overlay rw
+101 22 0:51 / /var/lib/inferfleet-lab/lab/node10/root rw shared:3 - overlay overlay rw
+102 100 0:52 / /var/lib/inferfleet-lab/lab/node1/root/mnt rw shared:4 - xfs /dev/loop0 rw
+103 22 0:53 / /var/lib/inferfleet-lab/lab2/node1/root rw shared:5 - overlay overlay rw
+"""
+
+
+def test_mounts_under_deepest_first_and_no_prefix_confusion(tmp_path):
+    mi = tmp_path / "mountinfo"
+    mi.write_text(MOUNTINFO)
+    got = nodes.mounts_under("/var/lib/inferfleet-lab/lab/node1", str(mi))
+    assert got == ["/var/lib/inferfleet-lab/lab/node1/root/mnt", "/var/lib/inferfleet-lab/lab/node1/root"]
+    assert len(nodes.mounts_under("/var/lib/inferfleet-lab/lab", str(mi))) == 3
+    assert nodes.is_mountpoint("/var/lib/inferfleet-lab/lab2/node1/root", str(mi))
+    assert not nodes.is_mountpoint("/var/lib/inferfleet-lab/lab2", str(mi))
+
+
+def test_cgroup_pids_and_removal_on_a_tree(tmp_path):
+    for h in ("systemd", "unified"):
+        sub = tmp_path / h / "inferlab" / "lab-node1" / "init.scope"
+        sub.mkdir(parents=True)
+        (sub / "cgroup.procs").write_text("11\n12\n")
+        (sub.parent / "cgroup.procs").write_text("10\n")
+    assert nodes.cgroup_pids("inferlab/lab-node1", tmp_path) == {10, 11, 12}
+    assert nodes.cgroup_pids("inferlab/lab-node2", tmp_path) == set()
+    # real cgroup dirs hold only virtual files; here rmdir fails while files exist
+    for f in tmp_path.rglob("cgroup.procs"):
+        f.unlink()
+    nodes.remove_cgroup("inferlab/lab-node1", tmp_path)
+    assert not (tmp_path / "systemd" / "inferlab").exists()
+    assert (tmp_path / "systemd").is_dir()
+
+
+def test_inotify_limit_raised_once_and_restored_by_last_lab(tmp_path):
+    sysctl = tmp_path / "max_user_instances"
+    sysctl.write_text("128\n")
+    rec = limits.raise_limit(run_dir=tmp_path, sysctl=sysctl, wanted=8192)
+    assert rec == {"original": 128, "set": 8192} and sysctl.read_text().strip() == "8192"
+    # a second lab does not overwrite the recorded original
+    assert limits.raise_limit(run_dir=tmp_path, sysctl=sysctl)["original"] == 128
+    (tmp_path / "lab1").mkdir()
+    (tmp_path / "lab1" / "state.json").write_text("{}")
+    assert limits.restore_if_last(run_dir=tmp_path, sysctl=sysctl) is None
+    assert sysctl.read_text().strip() == "8192"
+    (tmp_path / "lab1" / "state.json").unlink()
+    assert "restored to 128" in limits.restore_if_last(run_dir=tmp_path, sysctl=sysctl)
+    assert sysctl.read_text().strip() == "128"
+    assert not limits.record_path(tmp_path).exists()
+
+
+def test_inotify_limit_left_alone_when_someone_else_changed_it(tmp_path):
+    sysctl = tmp_path / "max_user_instances"
+    sysctl.write_text("128\n")
+    limits.raise_limit(run_dir=tmp_path, sysctl=sysctl, wanted=1024)
+    sysctl.write_text("4096\n")
+    assert "someone else" in limits.restore_if_last(run_dir=tmp_path, sysctl=sysctl)
+    assert sysctl.read_text().strip() == "4096"
+
+
+def test_limit_never_lowered(tmp_path):
+    sysctl = tmp_path / "max_user_instances"
+    sysctl.write_text("100000\n")
+    assert limits.raise_limit(run_dir=tmp_path, sysctl=sysctl, wanted=8192)["set"] == 100000
+    assert sysctl.read_text().strip() == "100000"
+
+
+def test_site_summary_text():
+    summary = {"l-node1": {"ok": 3, "changed": 1, "failed": 0, "skipped": 0, "unreachable": 0,
+                           "changed_tasks": ["Write x"], "failed_tasks": [],
+                           "messages": ["l-node1: 2 CPUs (0-1)"],
+                           "topology": {"cpus": 2, "cpus_online": "0-1", "numa_nodes": 1, "gpus": 0,
+                                        "nvswitch_count": 0, "block_devices": ["loop3", "vda"]}}}
+    text = site.format_summary("l", summary, 0)
+    assert "l-node1: ok=3 changed=1 failed=0" in text
+    assert "2 CPUs (0-1), 1 NUMA node(s), 0 GPU(s), block devices: loop3, vda" in text
+    assert "did:   Write x" in text and "said:  l-node1: 2 CPUs (0-1)" in text
+    assert "(no host ran a task)" in site.format_summary("l", {}, 2)
+
+
+def test_site_env_enables_the_summary_callback(tmp_path):
+    env = site.with_summary_callback(site.ansible_env(base={"PATH": "/usr/bin",
+                                                            "ANSIBLE_CALLBACKS_ENABLED": "timer"}),
+                                     str(tmp_path / "s.json"))
+    assert env["ANSIBLE_CALLBACKS_ENABLED"] == "timer,inferlab_summary"
+    assert env["ANSIBLE_CONFIG"].endswith("ansible.cfg")
+    assert env["ANSIBLE_COLLECTIONS_PATH"].endswith(".build")
+    assert env["PATH"].split(":")[0].endswith(".venv/bin")
+    assert (json.dumps(env["ANSIBLE_CALLBACK_PLUGINS"]).find("lab/callback_plugins") > 0)
