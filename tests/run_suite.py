@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run every test stage of the collection and print one summary line.
 
 Stages: ``lint`` (ansible-lint, production profile), ``sanity``
