@@ -30,7 +30,7 @@ _KIND_RES = [
     ("nbd", re.compile(r"^nbd\d+$")),
     ("rbd", re.compile(r"^rbd\d+$")),
 ]
-KINDS = tuple(k for k, _ in _KIND_RES) + ("other",)
+KINDS = tuple(kind for kind, regex in _KIND_RES) + ("other",)
 # udev KERNEL globs for each kind (whole disks; ENV{DEVTYPE}=="disk" filters partitions).
 KIND_UDEV_GLOBS = {
     "nvme": "nvme[0-9]*n[0-9]*",

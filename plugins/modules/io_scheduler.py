@@ -20,7 +20,7 @@ description:
   - Refuses a scheduler the kernel does not offer for a selected device, naming the ones it does.
   - The first rule that selects a device wins.
 author:
-  - inferfleet engineers
+  - inferfleet engineers (@inferfleet)
 options:
   rules:
     description:
@@ -73,10 +73,14 @@ options:
     default: /
 attributes:
   check_mode:
+    description: Can run in check mode and predict the change without modifying the target.
     support: full
   diff_mode:
+    description: Returns the before and after of the runtime values and of the files it writes.
     support: full
   platform:
+    description: Target platforms.
+    support: full
     platforms: [posix]
 notes:
   - Runtime values are written to sysfs with a plain write; the udev file is written atomically.

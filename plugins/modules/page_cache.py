@@ -19,7 +19,7 @@ description:
     reports C(changed=false).
   - O(state=evicted) drops the files' pages from the cache with C(POSIX_FADV_DONTNEED) (for benchmarks).
 author:
-  - inferfleet engineers
+  - inferfleet engineers (@inferfleet)
 options:
   paths:
     description:
@@ -50,11 +50,15 @@ options:
     default: /
 attributes:
   check_mode:
+    description: Can run in check mode and predict the change without modifying the target.
     support: full
     details: Reports the files and bytes that would be read (or evicted) without reading them.
   diff_mode:
+    description: Nothing a person would diff; the return values hold the byte counts.
     support: none
   platform:
+    description: Target platforms.
+    support: full
     platforms: [linux]
 notes:
   - The page cache is shared and may be reclaimed under memory pressure; warming is not a guarantee.

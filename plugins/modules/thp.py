@@ -18,10 +18,10 @@ description:
   - Persists the values in a tmpfiles.d file (C(w) lines) that systemd-tmpfiles applies at every boot;
     this works whether or not systemd runs at the time the module runs.
   - Optionally also sets C(transparent_hugepage=) on the kernel command line in C(/etc/default/grub);
-    that takes effect only after a reboot, so the module then returns O(reboot_required=true) and never reboots.
+    that takes effect only after a reboot, so the module then returns RV(reboot_required=true) and never reboots.
   - Reports the runtime and the persisted state separately, each with its before and after.
 author:
-  - inferfleet engineers
+  - inferfleet engineers (@inferfleet)
 options:
   enabled:
     description:
@@ -71,10 +71,14 @@ options:
     default: /
 attributes:
   check_mode:
+    description: Can run in check mode and predict the change without modifying the target.
     support: full
   diff_mode:
+    description: Returns the before and after of the runtime values and of the files it writes.
     support: full
   platform:
+    description: Target platforms.
+    support: full
     platforms: [posix]
 notes:
   - Runtime values are written to sysfs with a plain write (sysfs files cannot be renamed over);
