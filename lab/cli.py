@@ -100,6 +100,13 @@ def cmd_up(args) -> int:
         ready = nodes.wait_ssh(doc, timeout=args.timeout)
     except BaseException as exc:
         log(f"up failed ({exc}); tearing {name} down")
+        for node in doc["nodes"]:
+            try:
+                tail = Path(node["log"]).read_text(errors="replace").strip().splitlines()[-15:]
+            except OSError:
+                continue
+            if tail and not nodes.pid_alive(node.get("pid"), node["hostname"]):
+                log(f"{node['hostname']} console (last lines):\n    " + "\n    ".join(tail))
         teardown(name, quiet=True)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise

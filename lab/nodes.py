@@ -18,7 +18,19 @@ import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-CGROUP_HIERARCHIES = ("systemd", "unified")
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+CGROUP_HIERARCHIES = ("systemd", "unified", "devices")
+
+# What a node may open (cgroup v1 devices controller), as nspawn's own
+# DevicePolicy=closed would give a registered machine: the pseudo devices, ptys,
+# /dev/net/tun, plus the node's own data disk.  mknod stays allowed, opening
+# other devices (another node's loop disk, the host's disks) does not.
+DEVICE_ALLOW = (
+    "c *:* m", "b *:* m",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  # null zero full random urandom
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",  # tty console ptmx pts
+    "c 10:200 rwm",  # net/tun
+)
 
 
 # --- pure helpers -------------------------------------------------------------
@@ -70,7 +82,7 @@ def parse_size(text: str) -> int:
 
 def nspawn_command(state: dict, node: dict) -> list[str]:
     cmd = [
-        "systemd-nspawn", "--boot", "--quiet", "--register=no",
+        "systemd-nspawn", "--boot", "--quiet", "--register=no", "--keep-unit",
         f"--directory={node['dir']}/root",
         f"--machine={node['hostname']}", f"--hostname={node['hostname']}",
         f"--network-namespace-path=/run/netns/{node['netns']}",
@@ -189,13 +201,37 @@ def _enter_cgroups(dirs: list[Path]):
 
 # --- start / stop -------------------------------------------------------------
 
+def device_rules(loop: str | None, rdev: tuple[int, int] | None = None) -> list[str]:
+    rules = list(DEVICE_ALLOW)
+    if loop:
+        if rdev is None:
+            st_ = os.stat(loop)
+            rdev = (os.major(st_.st_rdev), os.minor(st_.st_rdev))
+        rules.append(f"b {rdev[0]}:{rdev[1]} rwm")
+    return rules
+
+
+def limit_devices(cgroup: str, rules: list[str], root: Path = CGROUP_ROOT) -> None:
+    d = root / "devices" / cgroup
+    if not (root / "devices").is_dir():
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "devices.deny").write_text("a")
+    for rule in rules:
+        (d / "devices.allow").write_text(rule)
+
+
 def start(state: dict, node: dict, log_path: Path) -> int:
     dirs = cgroup_dirs(node["cgroup"])
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
+    limit_devices(node["cgroup"], device_rules(node.get("loop")))
     log = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(nspawn_command(state, node), stdin=subprocess.DEVNULL,
+        # No image lock files: the overlay is the node's own, and a killed nspawn
+        # would leave its lock file behind in /run/systemd/nspawn/locks.
+        env = dict(os.environ, SYSTEMD_NSPAWN_LOCK="0")
+        proc = subprocess.Popen(nspawn_command(state, node), stdin=subprocess.DEVNULL, env=env,
                                 stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=_enter_cgroups(dirs), close_fds=True)
     finally:
@@ -264,6 +300,8 @@ def stop(node: dict, timeout: float = 15.0) -> None:
             _reap(pid)
         time.sleep(0.1)
     remove_cgroup(node["cgroup"])
+    # nspawn removes this itself on a clean exit, not when it was killed.
+    shutil.rmtree(NSPAWN_PROPAGATE / node["hostname"], ignore_errors=True)
 
 
 # --- disks --------------------------------------------------------------------

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,19 +36,25 @@ def with_summary_callback(env: dict, summary_file: str) -> dict:
     return env
 
 
+def _natural(host: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", host)]
+
+
 def format_summary(name: str, summary: dict, rc: int) -> str:
     lines = [f"== lab {name}: playbooks/site.yml exit {rc}; per host =="]
-    for host in sorted(summary):
+    for host in sorted(summary, key=_natural):
         h = summary[host]
         lines.append(f"{host}: ok={h['ok']} changed={h['changed']} failed={h['failed']} "
                      f"unreachable={h['unreachable']} skipped={h['skipped']}")
         topo = h.get("topology")
-        if topo and "error" not in topo:
-            lines.append(f"  found: {topo['cpus']} CPUs ({topo['cpus_online']}), "
-                         f"{topo['numa_nodes']} NUMA node(s), {topo['gpus']} GPU(s), "
-                         f"block devices: {', '.join(topo['block_devices']) or 'none'}")
         for msg in h.get("messages", []):
             lines.append(f"  said:  {msg}")
+        if topo and "error" not in topo:
+            found = f"block devices: {', '.join(topo['block_devices']) or 'none'}"
+            if not h.get("messages"):
+                found = (f"{topo['cpus']} CPUs ({topo['cpus_online']}), {topo['numa_nodes']} NUMA "
+                         f"node(s), {topo['gpus']} GPU(s), " + found)
+            lines.append(f"  found: {found}")
         if h["changed_tasks"]:
             lines.append(f"  did:   {'; '.join(h['changed_tasks'])}")
         else:

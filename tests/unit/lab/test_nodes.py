@@ -132,9 +132,14 @@ def test_site_summary_text():
                                         "nvswitch_count": 0, "block_devices": ["loop3", "vda"]}}}
     text = site.format_summary("l", summary, 0)
     assert "l-node1: ok=3 changed=1 failed=0" in text
-    assert "2 CPUs (0-1), 1 NUMA node(s), 0 GPU(s), block devices: loop3, vda" in text
+    assert "found: block devices: loop3, vda" in text
     assert "did:   Write x" in text and "said:  l-node1: 2 CPUs (0-1)" in text
     assert "(no host ran a task)" in site.format_summary("l", {}, 2)
+    del summary["l-node1"]["messages"][:]
+    summary["l-node10"] = summary["l-node2"] = summary["l-node1"]
+    text = site.format_summary("l", summary, 0)
+    assert "found: 2 CPUs (0-1), 1 NUMA node(s), 0 GPU(s), block devices: loop3, vda" in text
+    assert text.index("l-node2:") < text.index("l-node10:")
 
 
 def test_site_env_enables_the_summary_callback(tmp_path):
