@@ -345,3 +345,78 @@ def build_tree(tmp_path, layout_name, name=None, **overrides):
     spec = layout(layout_name)
     spec.update(overrides)
     return write_tree(Path(tmp_path) / (name or layout_name), spec)
+
+
+# --------------------------------------------------------------------------
+# the real captured trees of shared/fixtures/topology (hwloc's test suite)
+
+TOPOLOGY_FIXTURES = FIXTURES / "topology"
+REFERENCE_DIR = TOPOLOGY_FIXTURES / "reference"
+_UNPACKED = {}
+_UNPACK_DIR = []
+
+
+def fixture_tarballs(more=False):
+    """Sorted tarball paths of the reference trees (``more=False``) or of ``more/``."""
+    base = TOPOLOGY_FIXTURES / "more" if more else TOPOLOGY_FIXTURES
+    return sorted(base.glob("*.tar.bz2"))
+
+
+def tarball_for_reference(reference):
+    """The tarball a ``reference/NAME.answers.json`` was computed on.
+
+    ``-disallowed`` / ``-forcedlocality`` answers are variants of one tree.
+    """
+    name = Path(reference).name[: -len(".answers.json")]
+    for suffix in ("-disallowed", "-forcedlocality"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return TOPOLOGY_FIXTURES / (name + ".tar.bz2")
+
+
+def _scratch():
+    import atexit
+    import shutil
+    import tempfile
+
+    if not _UNPACK_DIR:
+        # tmpfs when there is one: ~120k small files unpack and vanish in
+        # seconds there, minutes on a slow disk.
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+        _UNPACK_DIR.append(Path(tempfile.mkdtemp(prefix="inferfleet-topology-", dir=shm)))
+        atexit.register(shutil.rmtree, str(_UNPACK_DIR[0]), True)
+    return _UNPACK_DIR[0]
+
+
+_CACHED = {}
+
+
+def cached_tree(layout_name, **overrides):
+    """A synthetic layout built once per process (treat it as read-only)."""
+    key = (layout_name, tuple(sorted((k, repr(v)) for k, v in overrides.items())))
+    if key not in _CACHED:
+        name = "%s-%d" % (layout_name, len(_CACHED))
+        _CACHED[key] = build_tree(_scratch() / "synthetic", layout_name, name=name, **overrides)
+    return _CACHED[key]
+
+
+def unpacked_tree(tarball):
+    """Unpack a fixture tarball once per process and return its tree root.
+
+    The archives hold one top directory whose name is not always the
+    archive's (``48amd64-4pa2n6c-sparse.tar.bz2`` holds
+    ``48amd64-4d2n6c-sparse/``), so the root is found after unpacking.
+    Everything is removed when the process exits.
+    """
+    import subprocess
+
+    tarball = Path(tarball)
+    if tarball in _UNPACKED:
+        return _UNPACKED[tarball]
+    dest = _scratch() / tarball.name[: -len(".tar.bz2")]
+    dest.mkdir()
+    subprocess.run(["tar", "-xjf", str(tarball), "-C", str(dest)], check=True)
+    entries = [p for p in dest.iterdir()]
+    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+    _UNPACKED[tarball] = root
+    return root
