@@ -115,7 +115,7 @@ def create_bridge(index: int, lab: str) -> None:
         _ip("link", "add", br, "type", "bridge")
     _ip("link", "set", "dev", br, "alias", f"inferlab:{lab}")
     addr = f"{gateway(index)}/24"
-    if addr.split("/")[0] not in _ip("-4", "addr", "show", "dev", br).stdout:
+    if f"inet {addr} " not in _ip("-4", "addr", "show", "dev", br).stdout:
         _ip("addr", "add", addr, "dev", br)
     _ip("link", "set", "dev", br, "up")
 

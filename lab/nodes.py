@@ -288,7 +288,7 @@ def stop(node: dict, timeout: float = 15.0) -> None:
         if not any(pid_alive(p) for p in pids) and not cgroup_pids(node["cgroup"]):
             break
         time.sleep(0.1)
-    for _ in range(50):
+    for _attempt in range(50):
         left = cgroup_pids(node["cgroup"]) | {p for p in pids if pid_alive(p)}
         if not left:
             break

@@ -81,10 +81,10 @@ def test_parse_ip_json_routes_and_addrs():
     routes = json.dumps([{"dst": "default", "gateway": "192.0.2.1"},
                          {"dst": "192.0.2.0/24", "dev": "eth0"},
                          {"dst": "10.0.0.5", "dev": "tun0"}])
-    addrs = json.dumps([{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1",
-                                                          "prefixlen": 8}]},
-                        {"ifname": "eth0", "addr_info": [{"family": "inet6", "local": "fe80::1",
-                                                            "prefixlen": 64}]}])
+    lo_addr = {"family": "inet", "local": "127.0.0.1", "prefixlen": 8}
+    v6_addr = {"family": "inet6", "local": "fe80::1", "prefixlen": 64}
+    addrs = json.dumps([{"ifname": "lo", "addr_info": [lo_addr]},
+                        {"ifname": "eth0", "addr_info": [v6_addr]}])
     assert net.parse_route_networks(routes) == ["192.0.2.0/24", "10.0.0.5/32"]
     assert net.parse_route_networks(addrs) == ["127.0.0.1/8"]
     assert net.parse_route_networks("") == []

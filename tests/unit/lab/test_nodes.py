@@ -41,9 +41,8 @@ def test_parse_size_rejects(text, why):
 
 
 def test_nspawn_command(tmp_path):
-    doc = st.new_state("lab", 3, 2, "/r", "/k", binds=[{"src": "/w", "dst": "/opt/w", "ro": True},
-                                                      {"src": "/m", "dst": "/m", "ro": False}],
-                       data_dir=tmp_path)
+    binds = [{"src": "/w", "dst": "/opt/w", "ro": True}, {"src": "/m", "dst": "/m", "ro": False}]
+    doc = st.new_state("lab", 3, 2, "/r", "/k", binds=binds, data_dir=tmp_path)
     node = doc["nodes"][1]
     node["loop"] = "/dev/loop9"
     cmd = nodes.nspawn_command(doc, node)

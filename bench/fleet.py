@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Measure the machinery: how long Ansible takes on a lab fleet, as ratios to the ping floor.
+
+For each fleet size (default 4 and 16 nodes) and each strategy (core's
+``linear`` and mitogen's ``mitogen_linear``), on a freshly booted lab:
+
+  boot     ``python -m lab up`` until every node answers SSH
+  ping     ``ansible all -m ping`` (best of --repeat runs: the floor)
+  facts    ``ansible all -m setup`` (best of --repeat runs)
+  site-1   ``ansible-playbook playbooks/site.yml``, first run on fresh nodes
+  site-2   the same again (nothing left to change)
+
+and prints each as seconds and as a ratio to that fleet's ping floor, plus the
+nodes' memory (PSS of every process in their cgroups).  Ratios make results
+from a loaded or slower machine comparable; seconds are printed as well.
+
+Run from the repository root, as root:
+
+    .venv/bin/python bench/fleet.py                 # 4 and 16 nodes, both strategies
+    .venv/bin/python bench/fleet.py --nodes 4 --strategy linear --repeat 1
+    .venv/bin/python bench/fleet.py --markdown      # a table for docs/performance.md
+
+Mitogen (``ansible_mitogen``, 0.3.x) is optional and not the default anywhere:
+ansible-core warns that third-party strategy plugins are deprecated.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lab import site as labsite  # noqa: E402  (needs ROOT on sys.path)
+from lab import state as labstate  # noqa: E402
+
+STEPS = ("boot", "ping", "facts", "site-1", "site-2")
+
+
+def mitogen_strategy_dir() -> str | None:
+    try:
+        import ansible_mitogen  # noqa: PLC0415
+    except ImportError:
+        return None
+    return str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy")
+
+
+def strategy_env(strategy: str) -> dict:
+    env = labsite.ansible_env(ROOT)
+    env["ANSIBLE_DEPRECATION_WARNINGS"] = "False"
+    if strategy == "mitogen":
+        sdir = mitogen_strategy_dir()
+        if sdir is None:
+            raise SystemExit("bench: mitogen is not installed in the venv (pip install mitogen)")
+        env["ANSIBLE_STRATEGY_PLUGINS"] = sdir
+        env["ANSIBLE_STRATEGY"] = "mitogen_linear"
+    return env
+
+
+def timed(cmd: list[str], env: dict | None = None, what: str = "") -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+        raise RuntimeError(f"{what or cmd[0]} failed (exit {proc.returncode}):\n{tail}")
+    return took
+
+
+def lab(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lab", *args]
+
+
+def node_memory_kib(name: str) -> float:
+    """Mean PSS per node of every process in the lab's node cgroups."""
+    doc = labstate.load(name)
+    per_node = []
+    for node in doc["nodes"]:
+        top = Path("/sys/fs/cgroup/systemd") / node["cgroup"]
+        pids = set()
+        for procs in top.rglob("cgroup.procs"):
+            pids.update(int(p) for p in procs.read_text().split())
+        total = 0
+        for pid in pids:
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        per_node.append(total)
+    return statistics.mean(per_node)
+
+
+def run_one(n: int, strategy: str, repeat: int, name: str) -> dict:
+    env = strategy_env(strategy)
+    inv = str(labstate.inventory_path(name))
+    res: dict = {"nodes": n, "strategy": strategy}
+    subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
+    try:
+        res["boot"] = timed(lab("up", "--name", name, "--nodes", str(n)), what="lab up")
+        res["mem_kib"] = node_memory_kib(name)
+        adhoc = ["ansible", "-i", inv, "all"]
+        res["ping"] = min(timed(adhoc + ["-m", "ansible.builtin.ping"], env, "ping")
+                          for _run in range(repeat))
+        res["facts"] = min(timed(adhoc + ["-m", "ansible.builtin.setup"], env, "setup")
+                           for _run in range(repeat))
+        play = ["ansible-playbook", "-i", inv, str(ROOT / "playbooks" / "site.yml")]
+        res["site-1"] = timed(play, env, "site.yml (first)")
+        res["site-2"] = timed(play, env, "site.yml (second)")
+    finally:
+        subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
+    return res
+
+
+def format_text(results: list[dict]) -> str:
+    head = f"{'nodes':>5} {'strategy':<8} " + " ".join(f"{s:>14}" for s in STEPS) + "   mem/node"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        cells = []
+        for s in STEPS:
+            cells.append(f"{r[s]:6.2f}s x{r[s] / r['ping']:5.2f}")
+        lines.append(f"{r['nodes']:>5} {r['strategy']:<8} " + " ".join(f"{c:>14}" for c in cells)
+                     + f"   {r['mem_kib'] / 1024:5.1f} MiB")
+    lines.append("(x = ratio to the ping floor of the same fleet and strategy)")
+    lines += _mitogen_lines(results)
+    return "\n".join(lines)
+
+
+def _mitogen_lines(results: list[dict]) -> list[str]:
+    out = []
+    by = {(r["nodes"], r["strategy"]): r for r in results}
+    for n in sorted({r["nodes"] for r in results}):
+        lin, mit = by.get((n, "linear")), by.get((n, "mitogen"))
+        if lin and mit:
+            parts = [f"{s} {mit[s] / lin[s]:.2f}" for s in ("ping", "facts", "site-1", "site-2")]
+            out.append(f"mitogen/linear time at {n} nodes: " + ", ".join(parts))
+    return out
+
+
+def format_markdown(results: list[dict]) -> str:
+    lines = ["| nodes | strategy | boot | ping (floor) | facts | site.yml 1st | site.yml 2nd | RAM/node |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        cells = [f"{r[s]:.2f} s (x{r[s] / r['ping']:.2f})" for s in STEPS]
+        lines.append(f"| {r['nodes']} | {r['strategy']} | " + " | ".join(cells)
+                     + f" | {r['mem_kib'] / 1024:.1f} MiB |")
+    extra = _mitogen_lines(results)
+    if extra:
+        lines.append("")
+        lines += [f"- {e}" for e in extra]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=int, nargs="+", default=[4, 16])
+    p.add_argument("--strategy", nargs="+", choices=["linear", "mitogen"], default=["linear", "mitogen"])
+    p.add_argument("--repeat", type=int, default=3, help="runs of ping and facts (best is kept)")
+    p.add_argument("--name", default="bench", help="lab name to use (taken down before and after)")
+    p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    args = p.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("bench: run as root (the lab needs it)")
+    results = []
+    for n in args.nodes:
+        for strategy in args.strategy:
+            print(f"bench: {n} nodes, {strategy} ...", file=sys.stderr, flush=True)
+            results.append(run_one(n, strategy, args.repeat, args.name))
+            print(format_text(results[-1:]).splitlines()[2], file=sys.stderr, flush=True)
+    print(format_text(results))
+    if args.markdown:
+        print()
+        print(format_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
