@@ -1,9 +1,10 @@
 """Lab state: what ``up`` made, written before it is made, so ``down`` can undo it.
 
 ``/run/inferfleet-lab/NAME/state.json`` holds one JSON object (see ``new_state``).
-``/run`` empties on reboot, and so does everything the lab made (netns, links,
-loop devices, mounts), so a lost state file after a reboot is harmless; ``down``
-also finds leftovers by name when the file is missing or stale.
+A reboot removes what the lab made (netns, links, loop devices, mounts); where
+``/run`` is not a tmpfs the state file survives it and is then stale (dead
+pids): ``up`` and ``down`` handle that.  ``down`` also finds leftovers by name
+when the file is missing.
 """
 from __future__ import annotations
 
