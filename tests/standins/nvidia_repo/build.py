@@ -119,17 +119,28 @@ def driver_packages(pool: Path, version: str) -> None:
     # kernel module is not loaded (exit 9), unless it can read the module version.
     smi = f"""#!/bin/sh
 # inferfleet test stand-in for nvidia-smi {version}: there is no GPU here.
-if [ ! -r /proc/driver/nvidia/version ]; then
+# It answers like the real one from two stand-in files a test may write:
+# /etc/nvidia-standin/version (instead of /proc/driver/nvidia/version) and
+# /etc/nvidia-standin/gpus (one PCI bus id per line).
+proc=/proc/driver/nvidia/version
+[ -r /etc/nvidia-standin/version ] && proc=/etc/nvidia-standin/version
+if [ ! -r "$proc" ]; then
   echo "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."
   exit 9
 fi
-if ! grep -q "Kernel Module.*{version}" /proc/driver/nvidia/version; then
+if ! grep -q " {version} " "$proc"; then
   echo "Failed to initialize NVML: Driver/library version mismatch"
   echo "NVML library version: {version}"
   exit 18
 fi
-echo "No devices were found"
-exit 6
+if [ ! -s /etc/nvidia-standin/gpus ]; then
+  echo "No devices were found"
+  exit 6
+fi
+case "$*" in
+  *--query-gpu=pci.bus_id*) sed 's/^0000:/00000000:/; s/[a-f]/\\U&/g' /etc/nvidia-standin/gpus ;;
+  *) n=0; while read -r bus; do echo "GPU $n: NVIDIA stand-in GPU ($bus)"; n=$((n+1)); done < /etc/nvidia-standin/gpus ;;
+esac
 """
     make_deb(pool, "nvidia-smi", v, depends=f"libnvidia-ml1 {eq}",
              summary="NVIDIA System Management Interface", files={"/usr/bin/nvidia-smi": smi})
