@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -148,6 +149,12 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
     for node in node_list:
         nodes.stop(node)
     done.append(f"stopped {len(node_list)} node(s)")
+    if index is not None:
+        for pid in net.ssh_clients_into(str(net.subnet_for(index))):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     for node in node_list:
         net.delete_node_net(name, index, node["index"])
     if index is not None:
@@ -185,10 +192,57 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
     return done
 
 
+def leftovers(name: str, index: int | None = None, max_nodes: int = net.MAX_NODES) -> list[str]:
+    """Everything of lab ``name`` still on the host (empty after a good ``down``)."""
+    found = []
+    found += [f"netns {ns}" for ns in net.netns_for(name)]
+    found += [f"bridge {br}" for br in net.bridges_for(name)]
+    if index is not None:
+        if net.link_exists(net.bridge_name(index)):
+            found.append(f"bridge {net.bridge_name(index)}")
+        found += [f"veth {net.veth_name(index, k)}" for k in range(1, max_nodes + 1)
+                  if os.path.exists(f"/sys/class/net/{net.veth_name(index, k)}")]
+    data = st.DATA_DIR / name
+    found += [f"mount {mp}" for mp in nodes.mounts_under(data)]
+    out = subprocess.run(["losetup", "-a", "-O", "NAME,BACK-FILE", "-n"], capture_output=True,
+                         text=True, check=False).stdout
+    found += [f"loop {line.split()[0]}" for line in out.splitlines()
+              if len(line.split()) > 1 and line.split()[1].startswith(str(data) + "/")]
+    prefix = f"--machine={name}-node".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"systemd-nspawn") and any(a.startswith(prefix) for a in cmd) \
+                and nodes.pid_alive(int(entry)):
+            found.append(f"process {entry} (systemd-nspawn)")
+    for h in nodes.CGROUP_HIERARCHIES:
+        top = nodes.CGROUP_ROOT / h / "inferlab"
+        if top.is_dir():
+            found += [f"cgroup {d}" for d in top.glob(f"{name}-node*")]
+    if nodes.NSPAWN_PROPAGATE.is_dir():
+        found += [f"dir {d}" for d in nodes.NSPAWN_PROPAGATE.glob(f"{name}-node*")]
+    if data.exists():
+        found.append(f"dir {data}")
+    if st.state_path(name).exists() or st.inventory_path(name).exists():
+        found.append(f"state {st.lab_dir(name)}")
+    return list(dict.fromkeys(found))
+
+
 def cmd_down(args) -> int:
     require_root()
     net.check_name(args.name)
+    doc = st.load(args.name)
+    index = doc["subnet_index"] if doc else None
     teardown(args.name)
+    left = leftovers(args.name, index)
+    if left:
+        log(f"{args.name}: LEFT BEHIND after down: " + "; ".join(left))
+        return 1
     return 0
 
 

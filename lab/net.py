@@ -147,6 +147,49 @@ def delete_bridge(index: int | None) -> None:
         _ip("link", "del", bridge_name(index), check=False)
 
 
+def parse_proc_net_tcp(text: str) -> list[tuple[str, int, int]]:
+    """(remote IPv4, remote port, socket inode) of each line of ``/proc/net/tcp``."""
+    out = []
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 10:
+            continue
+        addr, port = f[2].split(":")
+        ip = ".".join(str(b) for b in reversed(bytes.fromhex(addr)))
+        out.append((ip, int(port, 16), int(f[9])))
+    return out
+
+
+def ssh_clients_into(subnet: str, proc: str = "/proc") -> list[int]:
+    """Host ``ssh`` processes (e.g. Ansible's ControlPersist masters) connected into ``subnet``.
+
+    A master left from a lab whose node was killed would otherwise be reused by
+    the next lab that gets the same addresses.
+    """
+    net_ = ipaddress.ip_network(subnet)
+    try:
+        with open(f"{proc}/net/tcp") as f:
+            inodes = {ino for ip, port, ino in parse_proc_net_tcp(f.read())
+                      if port == 22 and ipaddress.ip_address(ip) in net_ and ino}
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{entry}/comm") as f:
+                if f.read().strip() != "ssh":
+                    continue
+            fds = os.listdir(f"{proc}/{entry}/fd")
+            links = {os.readlink(f"{proc}/{entry}/fd/{fd}") for fd in fds}
+        except OSError:
+            continue
+        if any(link == f"socket:[{ino}]" for ino in inodes for link in links):
+            pids.append(int(entry))
+    return pids
+
+
 def bridges_for(lab: str) -> list[str]:
     """Bridges whose alias says they belong to ``lab`` (found even without state)."""
     found = []

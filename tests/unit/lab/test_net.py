@@ -88,3 +88,27 @@ def test_parse_ip_json_routes_and_addrs():
     assert net.parse_route_networks(routes) == ["192.0.2.0/24", "10.0.0.5/32"]
     assert net.parse_route_networks(addrs) == ["127.0.0.1/8"]
     assert net.parse_route_networks("") == []
+
+
+PROC_NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1065 1 0
+   1: 0101D50A:A1B2 0B01D50A:0016 01 00000000:00000000 02:00000A2B 00000000     0        0 424242 2 0
+"""
+
+
+def test_parse_proc_net_tcp():
+    rows = net.parse_proc_net_tcp(PROC_NET_TCP)
+    assert rows == [("0.0.0.0", 0, 1065), ("10.213.1.11", 22, 424242)]
+
+
+def test_ssh_clients_found_by_socket_inode(tmp_path):
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(PROC_NET_TCP)
+    for pid, comm, inode in ((100, "ssh", 424242), (101, "python3", 424242), (102, "ssh", 1065)):
+        fd = tmp_path / str(pid) / "fd"
+        fd.mkdir(parents=True)
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+        (fd / "3").symlink_to(f"socket:[{inode}]")
+    assert net.ssh_clients_into("10.213.1.0/24", proc=str(tmp_path)) == [100]
+    assert net.ssh_clients_into("10.213.2.0/24", proc=str(tmp_path)) == []

@@ -150,3 +150,22 @@ def test_site_env_enables_the_summary_callback(tmp_path):
     assert env["ANSIBLE_COLLECTIONS_PATH"].endswith(".build")
     assert env["PATH"].split(":")[0].endswith(".venv/bin")
     assert (json.dumps(env["ANSIBLE_CALLBACK_PLUGINS"]).find("lab/callback_plugins") > 0)
+
+
+def test_device_rules_allow_only_pseudo_devices_and_the_own_disk(tmp_path):
+    rules = nodes.device_rules("/dev/loop7", rdev=(7, 7))
+    assert rules[-1] == "b 7:7 rwm"
+    assert not any(r.startswith("a") or r in ("b *:* rwm", "c *:* rwm") for r in rules)
+    assert "b 7:8 rwm" not in rules
+    assert nodes.device_rules(None) == list(nodes.DEVICE_ALLOW)
+    (tmp_path / "devices").mkdir()
+    nodes.limit_devices("inferlab/l-node1", rules, root=tmp_path)
+    d = tmp_path / "devices" / "inferlab" / "l-node1"
+    # on a real cgroup each write is one rule; here the last write wins, the deny comes first
+    assert (d / "devices.deny").read_text() == "a"
+    assert (d / "devices.allow").read_text() == "b 7:7 rwm"
+
+
+def test_device_limit_skipped_without_a_devices_hierarchy(tmp_path):
+    nodes.limit_devices("inferlab/l-node1", ["c 1:3 rwm"], root=tmp_path)
+    assert not (tmp_path / "devices").exists()
