@@ -139,16 +139,32 @@ def _split(items, parts):
     return out
 
 
-def _gpu_home(gpu, pools):
-    """NUMA nodes (with CPUs) local to one GPU."""
+def _gpu_home(gpu, pools, node_online):
+    """NUMA nodes (with usable CPUs) local to one GPU.
+
+    A GPU whose node is known but whose CPUs the cpuset forbids cannot be
+    placed locally: that is an error, not a silent move to remote CPUs. Only
+    a GPU of unknown locality may use any node.
+    """
     node = gpu.get("numa_node")
-    if node is not None and node in pools:
-        return (node,)
+    if node is not None and node_online.get(node):
+        if node in pools:
+            return (node,)
+        raise PlacementError(
+            "GPU %s (%s) is local to NUMA node %d (CPUs %s) but the allowed CPUs (%s) include none of them; "
+            "widen the cpuset/affinity of the caller or run where that node's CPUs are allowed"
+            % (gpu.get("index"), gpu.get("bus_id"), node, format_cpulist(node_online[node]),
+               format_cpulist(set().union(*pools.values())) if pools else "none"))
     local = _cpus(gpu.get("local_cpus"))
     if local:
         hits = tuple(n for n, cpus in pools.items() if cpus & local)
         if hits:
             return hits
+        if any(cpus & local for cpus in node_online.values()):
+            raise PlacementError(
+                "GPU %s (%s) is local to CPUs %s but the allowed CPUs (%s) include none of them"
+                % (gpu.get("index"), gpu.get("bus_id"), format_cpulist(local),
+                   format_cpulist(set().union(*pools.values())) if pools else "none"))
     return tuple(pools)
 
 
@@ -161,7 +177,14 @@ def _describe_gpus(gpus, homes):
 
 def _gpu_instances(topology, pools, gpus_per_instance, instances):
     gpus = sorted(topology["gpus"], key=lambda g: g["index"])
-    homes = dict((g["index"], _gpu_home(g, pools)) for g in gpus)
+    node_online = dict((n["id"], _cpus(n.get("cpus"))) for n in topology["numa_nodes"])
+    homes, unplaceable = {}, {}
+    for gpu in gpus:
+        try:
+            homes[gpu["index"]] = _gpu_home(gpu, pools, node_online)
+        except PlacementError as exc:
+            homes[gpu["index"]] = ()
+            unplaceable[gpu["index"]] = str(exc)
     total = len(gpus)
     described = _describe_gpus(gpus, homes.values())
     if gpus_per_instance is None and instances is None:
@@ -191,11 +214,17 @@ def _gpu_instances(topology, pools, gpus_per_instance, instances):
             % (instances, gpus_per_instance, instances * gpus_per_instance, described))
     # Keep each group on as few NUMA nodes as possible: order GPUs by their
     # home node(s), then cut; order the instances by their first GPU.
-    ordered = sorted(gpus, key=lambda g: (homes[g["index"]], g["index"]))
+    # GPUs whose local CPUs are all forbidden go last: a smaller request
+    # (instances=...) can still be met without them.
+    ordered = sorted(gpus, key=lambda g: (g["index"] in unplaceable, homes[g["index"]], g["index"]))
     groups = [ordered[i * gpus_per_instance:(i + 1) * gpus_per_instance] for i in range(instances)]
     groups.sort(key=lambda grp: min(g["index"] for g in grp))
     plans = []
     for grp in groups:
+        for gpu in grp:
+            if gpu["index"] in unplaceable:
+                raise PlacementError("%s (%d instances x %d GPUs were asked)"
+                                     % (unplaceable[gpu["index"]], instances, gpus_per_instance))
         grp = sorted(grp, key=lambda g: g["index"])
         nodes = sorted(set(n for g in grp for n in homes[g["index"]]))
         plans.append({"gpus": grp, "nodes": nodes})

@@ -157,6 +157,18 @@ def test_cpuset_restricted_host(tmp_path):
     assert plan[0]["cpus"] == "1-31,113-143" and plan[1]["cpus"] == "57-60,169-172"
 
 
+def test_gpu_node_outside_the_cpuset_is_an_error():
+    """A container allowed only node 0's CPUs cannot place GPUs 4-7 locally."""
+    topo = T.gather(str(tt.cached_tree("hgx-h100", cpuset="0-55,112-167")))[0]
+    plan = plan_placement(topo, gpus_per_instance=2, instances=2)
+    assert [p["gpus"] for p in plan] == [[0, 1], [2, 3]]
+    with pytest.raises(PlacementError) as err:
+        plan_placement(topo, gpus_per_instance=2)
+    message = str(err.value)
+    assert "GPU 4 (0000:9a:00.0) is local to NUMA node 1" in message
+    assert "56-111,168-223" in message and "0-55,112-167" in message
+
+
 # --------------------------------------------------------------------------
 # requests the host cannot meet: the message names the ask and the host
 
@@ -319,7 +331,8 @@ def test_planner_properties(topo, per, count, housekeeping, per_numa):
     except PlacementError as err:
         message = str(err)
         assert message and ("gpus_per_instance" in message or "instances" in message or "NUMA node" in message
-                            or "no CPU" in message or "no usable CPU" in message), message
+                            or "no CPU" in message or "no usable CPU" in message
+                            or "allowed CPUs" in message), message
         return
     check_invariants(topo, plan, per)
     if count is not None:
