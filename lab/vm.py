@@ -47,6 +47,7 @@ STATE_ROOT = Path(os.environ.get("INFERFLEET_LAB_RUN", "/run/inferfleet-lab"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+KARG_RE = re.compile(r"^[A-Za-z0-9_.-]+(=[A-Za-z0-9_.,:/=+-]*)?$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 DATA_DISK = "/dev/vdb"
 SSH_OPTS = [
@@ -76,15 +77,18 @@ RECIPE: dict = {
         "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
         "etc/systemd/network/20-virtio-dhcp.network":
             "[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
+        # only what the VM boots from: a small initrd unpacks fast under TCG
         "etc/initramfs-tools/modules": "virtio_pci\nvirtio_blk\nvirtio_net\next4\n",
-        "etc/initramfs-tools/conf.d/inferfleet.conf": "MODULES=most\nCOMPRESS=gzip\n",
+        "etc/initramfs-tools/conf.d/inferfleet.conf": "MODULES=list\nCOMPRESS=gzip\n",
+        # -cpu max offers svm/vmx: no nested KVM modules loading for nothing at every boot
+        "etc/modprobe.d/inferfleet-vm.conf": "blacklist kvm_amd\nblacklist kvm_intel\nblacklist kvm\n",
         "etc/ssh/sshd_config.d/inferfleet.conf":
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n",
         "etc/resolv.conf": "",
     },
     "enable": ["systemd-networkd.service", "ssh.service"],
     "mask": ["apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer",
-             "e2scrub_all.timer", "fstrim.timer", "systemd-networkd-wait-online.service"],
+             "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "systemd-networkd-wait-online.service"],
 }
 
 
@@ -120,6 +124,13 @@ def check_size(size: str) -> str:
         raise LabVMError(f"--disk-size {size!r} is not allowed: use a whole number with an "
                          "optional K, M, G or T suffix, e.g. 2G")
     return size
+
+
+def check_kernel_arg(arg: str) -> str:
+    if not KARG_RE.match(arg or "") or arg.split("=", 1)[0] in ("root", "console", "init", "rw", "ro"):
+        raise LabVMError(f"--kernel-arg {arg!r} is not allowed: use one word like key=value "
+                         "(letters, digits, . _ - , = : /), not root/console/init/rw/ro")
+    return arg
 
 
 def debian_mirror(root: Path = Path("/")) -> str:
@@ -195,13 +206,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def kernel_cmdline(name: str) -> str:
-    return (f"root=/dev/vda rw console=ttyS0 systemd.hostname={name}-vm net.ifnames=0 "
-            "mitigations=off")
+def kernel_cmdline(name: str, extra: list[str] | tuple[str, ...] = ()) -> str:
+    base = f"root=/dev/vda rw console=ttyS0 systemd.hostname={name}-vm net.ifnames=0 mitigations=off"
+    return " ".join([base, *extra])
 
 
 def qemu_command(*, name: str, sdir: Path, image: Path, port: int, accel: str,
-                 memory: int = 2048, cpus: int = 2, qemu: str = "qemu-system-x86_64") -> list[str]:
+                 memory: int = 2048, cpus: int = 2, kernel_args: list[str] | tuple[str, ...] = (),
+                 qemu: str = "qemu-system-x86_64") -> list[str]:
     """The qemu command line (daemonized; no -no-reboot, so a guest reboot comes back)."""
     if accel == "kvm":
         accel_args = ["-accel", "kvm", "-cpu", "host"]
@@ -213,7 +225,7 @@ def qemu_command(*, name: str, sdir: Path, image: Path, port: int, accel: str,
         "-smp", str(cpus), "-m", str(memory),
         "-nodefaults", "-display", "none", "-no-user-config",
         "-kernel", str(image / "vmlinuz"), "-initrd", str(image / "initrd.img"),
-        "-append", kernel_cmdline(name),
+        "-append", kernel_cmdline(name, kernel_args),
         "-drive", f"file={sdir / 'overlay.qcow2'},if=none,id=root,format=qcow2,cache=unsafe,discard=unmap",
         "-device", "virtio-blk-pci,drive=root,serial=inferfleet-root",
         # one queue so the kernel's default scheduler is mq-deadline, not none: a
@@ -467,9 +479,12 @@ def wait_ssh(sdir: Path, state: dict, timeout: float) -> float:
 
 
 def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, timeout: float,
-          keep_on_failure: bool = False) -> int:
+          keep_on_failure: bool = False, kernel_args: list[str] | None = None) -> int:
     check_name(name)
     check_size(disk_size)
+    kernel_args = list(kernel_args or [])
+    for arg in kernel_args:
+        check_kernel_arg(arg)
     if memory < 256 or cpus < 1:
         raise LabVMError(f"--memory {memory} / --cpus {cpus} not allowed: need memory >= 256 (MiB), cpus >= 1")
     sdir = state_dir(name)
@@ -496,7 +511,7 @@ def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, tim
         for attempt in range(5):
             port = free_port()
             cmd = qemu_command(name=name, sdir=sdir, image=image, port=port, accel=accel,
-                               memory=memory, cpus=cpus)
+                               memory=memory, cpus=cpus, kernel_args=kernel_args)
             res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode == 0:
                 break
@@ -506,7 +521,7 @@ def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, tim
         else:
             raise LabVMError("qemu could not bind a forwarding port after 5 attempts")
         state = {"name": name, "port": port, "accel": accel, "accel_reason": reason, "memory": memory,
-                 "cpus": cpus, "disk_size": disk_size, "image": str(image), "started": time.time(),
+                 "cpus": cpus, "disk_size": disk_size, "kernel_args": kernel_args, "image": str(image), "started": time.time(),
                  "command": cmd}
         (sdir / "vm.json").write_text(json.dumps(state, indent=1) + "\n")
         (sdir / "inventory.yml").write_text(render_inventory(name=name, port=port, key=sdir / "id_ed25519",
@@ -601,6 +616,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--cpus", type=int, default=2)
     u.add_argument("--accel", default="auto", choices=["auto", "kvm", "tcg"])
     u.add_argument("--timeout", type=float, default=180, help="seconds to wait for SSH (default 180)")
+    u.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
+                   help="extra kernel command-line argument (repeatable), e.g. transparent_hugepage=madvise")
     u.add_argument("--keep-on-failure", action="store_true", help="leave a VM that failed to boot for debugging")
     d = sub.add_parser("down", help="stop the VM and remove its state (idempotent)")
     d.add_argument("--name", required=True)
@@ -622,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "up":
             return vm_up(args.name, args.disk_size, args.memory, args.cpus, args.accel, args.timeout,
-                         args.keep_on_failure)
+                         args.keep_on_failure, args.kernel_arg)
         if args.cmd == "down":
             return vm_down(args.name)
         if args.cmd == "status":

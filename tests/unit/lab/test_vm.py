@@ -337,3 +337,27 @@ def test_ssh_and_inventory_need_a_running_vm(tmp_path, monkeypatch, capsys):
     assert vm.main(["ssh", "--name", "none", "--", "true"]) == 1
     assert vm.main(["inventory", "--name", "none"]) == 1
     assert "not up" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- kernel arguments
+
+@pytest.mark.parametrize("arg", ["transparent_hugepage=madvise", "quiet", "systemd.log_level=debug",
+                                 "isolcpus=1,2", "a.b-c=x:y/z"])
+def test_kernel_arg_accepted_and_appended(tmp_path, arg):
+    assert vm.check_kernel_arg(arg) == arg
+    cmd = _cmd(tmp_path, kernel_args=[arg])
+    assert cmd[cmd.index("-append") + 1].endswith(" " + arg)
+
+
+@pytest.mark.parametrize("arg", ["", "a b", "root=/dev/sda", "init=/bin/sh", "console=tty0", "x;reboot",
+                                 "ro", "$(id)"])
+def test_kernel_arg_refused(arg):
+    with pytest.raises(vm.LabVMError, match="--kernel-arg"):
+        vm.check_kernel_arg(arg)
+
+
+def test_up_refuses_a_bad_kernel_arg_before_doing_anything(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(vm, "STATE_ROOT", tmp_path)
+    assert vm.main(["up", "--name", "k", "--kernel-arg", "init=/bin/sh"]) == 1
+    assert "--kernel-arg 'init=/bin/sh'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
