@@ -9,9 +9,12 @@ For each fleet size (default 4 and 16 nodes) and each strategy (core's
   facts    ``ansible all -m setup`` (best of --repeat runs)
   site-1   ``ansible-playbook playbooks/site.yml``, first run on fresh nodes
   site-2   the same again (nothing left to change)
+  tasks-20 a playbook of 20 ``stat`` tasks per host: what a grown site.yml costs
+           per task, where mitogen's per-run start-up is amortised
 
 and prints each as seconds and as a ratio to that fleet's ping floor, plus the
-nodes' memory (PSS of every process in their cgroups).  Ratios make results
+nodes' memory (PSS of every process in their cgroups) and the highest 1-minute
+load average seen (on 2 shared cores, a load far above 2 stretches every time).  Ratios make results
 from a loaded or slower machine comparable; seconds are printed as well.
 
 Run from the repository root, as root:
@@ -30,6 +33,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +43,18 @@ sys.path.insert(0, str(ROOT))
 from lab import site as labsite  # noqa: E402  (needs ROOT on sys.path)
 from lab import state as labstate  # noqa: E402
 
-STEPS = ("boot", "ping", "facts", "site-1", "site-2")
+STEPS = ("boot", "ping", "facts", "site-1", "site-2", "tasks-20")
+
+# A stand-in for a grown site.yml: 20 small module runs per host, no facts.
+TASKS_PLAYBOOK = """---
+- name: Twenty small tasks per host (bench/fleet.py)
+  hosts: all
+  gather_facts: false
+  tasks:
+""" + "".join(f"""    - name: Stat a file ({i})
+      ansible.builtin.stat:
+        path: /etc/hostname
+""" for i in range(20))
 
 
 def mitogen_strategy_dir() -> str | None:
@@ -100,7 +115,7 @@ def node_memory_kib(name: str) -> float:
 def run_one(n: int, strategy: str, repeat: int, name: str) -> dict:
     env = strategy_env(strategy)
     inv = str(labstate.inventory_path(name))
-    res: dict = {"nodes": n, "strategy": strategy}
+    res: dict = {"nodes": n, "strategy": strategy, "load": os.getloadavg()[0]}
     subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
     try:
         res["boot"] = timed(lab("up", "--name", name, "--nodes", str(n)), what="lab up")
@@ -113,20 +128,25 @@ def run_one(n: int, strategy: str, repeat: int, name: str) -> dict:
         play = ["ansible-playbook", "-i", inv, str(ROOT / "playbooks" / "site.yml")]
         res["site-1"] = timed(play, env, "site.yml (first)")
         res["site-2"] = timed(play, env, "site.yml (second)")
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", prefix="bench-tasks-") as pb:
+            pb.write(TASKS_PLAYBOOK)
+            pb.flush()
+            res["tasks-20"] = timed(["ansible-playbook", "-i", inv, pb.name], env, "20-task playbook")
+        res["load"] = max(res["load"], os.getloadavg()[0])
     finally:
         subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
     return res
 
 
 def format_text(results: list[dict]) -> str:
-    head = f"{'nodes':>5} {'strategy':<8} " + " ".join(f"{s:>14}" for s in STEPS) + "   mem/node"
+    head = f"{'nodes':>5} {'strategy':<8} " + " ".join(f"{s:>14}" for s in STEPS) + "   mem/node  load"
     lines = [head, "-" * len(head)]
     for r in results:
         cells = []
         for s in STEPS:
             cells.append(f"{r[s]:6.2f}s x{r[s] / r['ping']:5.2f}")
         lines.append(f"{r['nodes']:>5} {r['strategy']:<8} " + " ".join(f"{c:>14}" for c in cells)
-                     + f"   {r['mem_kib'] / 1024:5.1f} MiB")
+                     + f"   {r['mem_kib'] / 1024:5.1f} MiB  {r['load']:4.1f}")
     lines.append("(x = ratio to the ping floor of the same fleet and strategy)")
     lines += _mitogen_lines(results)
     return "\n".join(lines)
@@ -138,18 +158,19 @@ def _mitogen_lines(results: list[dict]) -> list[str]:
     for n in sorted({r["nodes"] for r in results}):
         lin, mit = by.get((n, "linear")), by.get((n, "mitogen"))
         if lin and mit:
-            parts = [f"{s} {mit[s] / lin[s]:.2f}" for s in ("ping", "facts", "site-1", "site-2")]
+            parts = [f"{s} {mit[s] / lin[s]:.2f}" for s in ("ping", "facts", "site-1", "site-2", "tasks-20")]
             out.append(f"mitogen/linear time at {n} nodes: " + ", ".join(parts))
     return out
 
 
 def format_markdown(results: list[dict]) -> str:
-    lines = ["| nodes | strategy | boot | ping (floor) | facts | site.yml 1st | site.yml 2nd | RAM/node |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| nodes | strategy | boot | ping (floor) | facts | site.yml 1st | site.yml 2nd | 20 tasks "
+             "| RAM/node | load |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         cells = [f"{r[s]:.2f} s (x{r[s] / r['ping']:.2f})" for s in STEPS]
         lines.append(f"| {r['nodes']} | {r['strategy']} | " + " | ".join(cells)
-                     + f" | {r['mem_kib'] / 1024:.1f} MiB |")
+                     + f" | {r['mem_kib'] / 1024:.1f} MiB | {r['load']:.1f} |")
     extra = _mitogen_lines(results)
     if extra:
         lines.append("")
