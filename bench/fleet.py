@@ -40,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lab import site as labsite  # noqa: E402  (needs ROOT on sys.path)
+from lab import nodes as labnodes  # noqa: E402  (needs ROOT on sys.path)
+from lab import site as labsite  # noqa: E402
 from lab import state as labstate  # noqa: E402
 
 STEPS = ("boot", "ping", "facts", "site-1", "site-2", "tasks-20")
@@ -96,7 +97,7 @@ def node_memory_kib(name: str) -> float:
     doc = labstate.load(name)
     per_node = []
     for node in doc["nodes"]:
-        top = Path("/sys/fs/cgroup/systemd") / node["cgroup"]
+        top = labnodes.hierarchy_roots()[0] / node["cgroup"]
         pids = set()
         for procs in top.rglob("cgroup.procs"):
             pids.update(int(p) for p in procs.read_text().split())

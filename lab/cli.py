@@ -137,8 +137,9 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
         for d in data.glob("node*"):
             if d.name[4:].isdigit():
                 extra.add(int(d.name[4:]))
-    cg_root = nodes.CGROUP_ROOT / "systemd" / "inferlab"
-    if cg_root.is_dir():
+    for cg_root in [h / "inferlab" for h in nodes.hierarchy_roots()]:
+        if not cg_root.is_dir():
+            continue
         for d in cg_root.glob(f"{name}-node*"):
             if d.name[len(name) + 5:].isdigit():
                 extra.add(int(d.name[len(name) + 5:]))
@@ -220,8 +221,8 @@ def leftovers(name: str, index: int | None = None, max_nodes: int = net.MAX_NODE
         if cmd and cmd[0].endswith(b"systemd-nspawn") and any(a.startswith(prefix) for a in cmd) \
                 and nodes.pid_alive(int(entry)):
             found.append(f"process {entry} (systemd-nspawn)")
-    for h in nodes.CGROUP_HIERARCHIES:
-        top = nodes.CGROUP_ROOT / h / "inferlab"
+    for h in nodes.hierarchy_roots():
+        top = h / "inferlab"
         if top.is_dir():
             found += [f"cgroup {d}" for d in top.glob(f"{name}-node*")]
     if nodes.NSPAWN_PROPAGATE.is_dir():

@@ -154,8 +154,16 @@ def seed_node(node_dir: Path, pubkey: str, hostname: str) -> None:
 
 # --- cgroups ------------------------------------------------------------------
 
+def hierarchy_roots(root: Path = CGROUP_ROOT) -> list[Path]:
+    """Where node cgroups go: the named ``systemd``, ``unified`` and ``devices``
+    hierarchies of a hybrid host (this machine), or the root of a pure cgroup v2 host."""
+    if (root / "cgroup.controllers").is_file():
+        return [root]
+    return [root / h for h in CGROUP_HIERARCHIES if (root / h).is_dir()]
+
+
 def cgroup_dirs(cgroup: str, root: Path = CGROUP_ROOT) -> list[Path]:
-    return [root / h / cgroup for h in CGROUP_HIERARCHIES if (root / h).is_dir()]
+    return [h / cgroup for h in hierarchy_roots(root)]
 
 
 def cgroup_pids(cgroup: str, root: Path = CGROUP_ROOT) -> set[int]:
@@ -172,7 +180,8 @@ def cgroup_pids(cgroup: str, root: Path = CGROUP_ROOT) -> set[int]:
 
 
 def remove_cgroup(cgroup: str, root: Path = CGROUP_ROOT) -> None:
-    for top in cgroup_dirs(cgroup, root):
+    for hroot in hierarchy_roots(root):
+        top = hroot / cgroup
         if not top.is_dir():
             continue
         dirs = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
@@ -183,7 +192,7 @@ def remove_cgroup(cgroup: str, root: Path = CGROUP_ROOT) -> None:
             except OSError:
                 pass
         parent = top.parent
-        while parent != root / top.relative_to(root).parts[0]:
+        while parent != hroot:
             try:
                 parent.rmdir()
             except OSError:

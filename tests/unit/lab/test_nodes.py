@@ -169,3 +169,19 @@ def test_device_rules_allow_only_pseudo_devices_and_the_own_disk(tmp_path):
 def test_device_limit_skipped_without_a_devices_hierarchy(tmp_path):
     nodes.limit_devices("inferlab/l-node1", ["c 1:3 rwm"], root=tmp_path)
     assert not (tmp_path / "devices").exists()
+
+
+def test_pure_cgroup_v2_host_puts_nodes_under_its_root(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "systemd").mkdir()  # ignored on a pure v2 host
+    assert nodes.hierarchy_roots(tmp_path) == [tmp_path]
+    assert nodes.cgroup_dirs("inferlab/l-node1", tmp_path) == [tmp_path / "inferlab" / "l-node1"]
+    (tmp_path / "inferlab" / "l-node1" / "payload").mkdir(parents=True)
+    nodes.remove_cgroup("inferlab/l-node1", tmp_path)
+    assert not (tmp_path / "inferlab").exists()
+
+
+def test_hybrid_host_uses_the_named_hierarchies(tmp_path):
+    for h in ("systemd", "unified", "devices", "memory"):
+        (tmp_path / h).mkdir()
+    assert nodes.hierarchy_roots(tmp_path) == [tmp_path / "systemd", tmp_path / "unified", tmp_path / "devices"]
