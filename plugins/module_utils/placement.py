@@ -242,8 +242,8 @@ def _cpu_only_instances(pools, instances, per_numa):
                 "CPUs (%s); set cpu_only_per_numa=false to spread %d instances over all CPUs"
                 % (instances, len(nodes), ",".join(map(str, nodes)), instances))
         per_node = instances // len(nodes)
-        return [{"gpus": [], "nodes": [n]} for n in nodes for _ in range(per_node)]
-    return [{"gpus": [], "nodes": list(nodes), "spread": True} for _ in range(instances or 1)]
+        return [{"gpus": [], "nodes": [n]} for n in nodes for _unused in range(per_node)]
+    return [{"gpus": [], "nodes": list(nodes), "spread": True} for _unused in range(instances or 1)]
 
 
 def plan_placement(topology, gpus_per_instance=None, instances=None, housekeeping=None, cpu_only_per_numa=True):
@@ -301,7 +301,7 @@ def plan_placement(topology, gpus_per_instance=None, instances=None, housekeepin
                 "pass housekeeping='' to use them" % (format_cpulist(allowed), format_cpulist(hk)))
         plans = _cpu_only_instances(dict((n, pools[n]) for n in free_nodes), instances, cpu_only_per_numa)
 
-    assigned = [set() for _ in plans]
+    assigned = [set() for _unused in plans]
     if plans and plans[0].get("spread"):
         cores = [core for n in order for core in _cores(pools[n], group_of)]
         if len(cores) < len(plans):

@@ -26,7 +26,7 @@ description:
     (a PCI C(numa_node) of -1, overlapping node cpulists, offline CPUs listed in a
     node) are returned as warnings.
 author:
-  - inferfleet.gpu contributors
+  - inferfleet engineers (@inferfleet)
 options:
   root:
     description:
@@ -60,8 +60,10 @@ attributes:
     description: Nothing is changed, so there is nothing to diff.
   facts:
     support: full
+    description: Sets C(ansible_facts.gpu_topology).
   platform:
-    platforms: posix
+    support: full
+    platforms: [posix]
     description: Linux only (reads sysfs and procfs).
 notes:
   - GPUs are numbered in PCI bus id order, which is how NVML numbers them and how

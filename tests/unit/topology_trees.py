@@ -48,17 +48,17 @@ NVIDIA = "0x10de"
 
 def _cpulist(cpus):
     cpus = sorted(set(cpus))
-    out, start, prev = [], None, None
-    for cpu in cpus:
-        if start is None:
-            start = prev = cpu
-        elif cpu == prev + 1:
+    if not cpus:
+        return ""
+    out = []
+    start = prev = cpus[0]
+    for cpu in cpus[1:]:
+        if cpu == prev + 1:
             prev = cpu
-        else:
-            out.append(str(start) if start == prev else "%d-%d" % (start, prev))
-            start = prev = cpu
-    if start is not None:
+            continue
         out.append(str(start) if start == prev else "%d-%d" % (start, prev))
+        start = prev = cpu
+    out.append(str(start) if start == prev else "%d-%d" % (start, prev))
     return ",".join(out)
 
 
@@ -416,7 +416,7 @@ def unpacked_tree(tarball):
     dest = _scratch() / tarball.name[: -len(".tar.bz2")]
     dest.mkdir()
     subprocess.run(["tar", "-xjf", str(tarball), "-C", str(dest)], check=True)
-    entries = [p for p in dest.iterdir()]
+    entries = list(dest.iterdir())
     root = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
     _UNPACKED[tarball] = root
     return root

@@ -1,6 +1,10 @@
 # -*- coding: utf-8 -*-
 """The inferfleet.gpu.placement filter: a thin wrapper of plan_placement,
 its documentation, and a real template render through Ansible.
+
+(The empty ``__init__.py`` beside this file makes it ``filter.test_placement``,
+so it does not clash with module_utils/test_placement.py under pytest's
+default import mode.)
 """
 
 import json

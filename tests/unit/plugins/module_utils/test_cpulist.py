@@ -106,7 +106,7 @@ def test_roundtrip_mask(cpus):
 def cpulist_texts(draw):
     """Arbitrary (unsorted, overlapping) kernel cpulist strings and their expected set."""
     items, expected = [], set()
-    for _ in range(draw(st.integers(min_value=1, max_value=8))):
+    for _unused in range(draw(st.integers(min_value=1, max_value=8))):
         start = draw(st.integers(min_value=0, max_value=512))
         kind = draw(st.sampled_from(["single", "range", "stride"]))
         if kind == "single":

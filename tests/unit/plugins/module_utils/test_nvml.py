@@ -218,7 +218,7 @@ def test_nvml_gpus_unknown_to_sysfs_are_added_with_warnings():
 
 
 def test_sysfs_gpu_missing_from_nvml_is_warned():
-    facts, _ = T.gather(str(tt.cached_tree("hgx-h100")))
+    facts, _unused = T.gather(str(tt.cached_tree("hgx-h100")))
     devices = _server("dgxh100.New()")[:7]
     for dev, gpu in zip(devices, facts["gpus"]):
         dev["bus_id"] = gpu["bus_id"]
@@ -255,7 +255,7 @@ def test_load_pynvml(monkeypatch):
 
 def test_collect_never_queries_nvml_for_a_tree():
     fake_nvml = FakeNvml(_server("dgxa100.New()"))
-    facts, _ = collect(str(tt.cached_tree("dgx-a100-nps4")), nvml_module=fake_nvml.fake)
+    facts, _unused = collect(str(tt.cached_tree("dgx-a100-nps4")), nvml_module=fake_nvml.fake)
     fake_nvml.fake.nvmlInit.assert_not_called()
     assert facts["nvml"]["available"] is False and "root" in facts["nvml"]["error"]
 
@@ -272,6 +272,6 @@ def test_collect_live_root_with_fake_nvml():
 
 def test_collect_nvml_disabled():
     fake_nvml = FakeNvml(_server("dgxh100.New()"))
-    facts, _ = collect("/", use_nvml=False, nvml_module=fake_nvml.fake)
+    facts, _unused = collect("/", use_nvml=False, nvml_module=fake_nvml.fake)
     fake_nvml.fake.nvmlInit.assert_not_called()
     assert facts["nvml"]["error"].startswith("NVML query disabled")

@@ -302,7 +302,7 @@ def hosts(draw):
     allowed = online - draw(st.sets(st.sampled_from(sorted(online)), max_size=len(online) // 3))
     assume(allowed)
     gpus = []
-    for _ in range(draw(st.integers(min_value=0, max_value=8))):
+    for _unused in range(draw(st.integers(min_value=0, max_value=8))):
         choice = draw(st.integers(min_value=-1, max_value=n_nodes - 1))
         if choice < 0:   # unknown locality (numa_node -1 spanning nodes)
             gpus.append({"numa_node": None, "local_cpus": format_cpulist(online)})

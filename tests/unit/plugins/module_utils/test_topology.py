@@ -50,7 +50,7 @@ def gathered():
     def get(tarball):
         if tarball not in cache:
             warnings = []
-            facts, _ = T.gather(str(tt.unpacked_tree(tarball)), warnings=warnings)
+            facts, _unused = T.gather(str(tt.unpacked_tree(tarball)), warnings=warnings)
             cache[tarball] = (facts, warnings)
         return cache[tarball]
     return get
@@ -225,7 +225,7 @@ def test_numa_node_minus_one_inside_one_node_is_resolved():
 
 
 def test_local_cpulist_missing_uses_mask(gathered):
-    facts, _ = gathered(_tree("fakepcilocalities", more=True))
+    facts, _unused = gathered(_tree("fakepcilocalities", more=True))
     root = tt.unpacked_tree(_tree("fakepcilocalities", more=True))
     dev = [d for d in facts["pci_devices"] if d["bus_id"] == "0000:43:00.0"]
     assert not (root / "sys/bus/pci/devices/0000:02:00.0/local_cpulist").exists()
@@ -245,7 +245,7 @@ def test_device_missing_files_still_appears(tmp_path):
     (dev / "vendor").unlink()
     (dev / "local_cpulist").unlink()
     (dev / "local_cpus").unlink()
-    facts, _ = T.gather(str(root))
+    facts, _unused = T.gather(str(root))
     mine = [d for d in facts["pci_devices"] if d["bus_id"] == "0000:e1:00.0"][0]
     assert mine["vendor_id"] is None and mine["local_cpus"] is None
     assert mine["numa_node"] == 1 and mine["class_id"] == "0x030200"
@@ -262,7 +262,7 @@ def test_offline_cpus_listed_in_a_node(gathered):
 
 
 def test_cpu_less_nodes(gathered):
-    facts, _ = gathered(_tree("fakeheteromemtiers"))
+    facts, _unused = gathered(_tree("fakeheteromemtiers"))
     nodes = dict((n["id"], n) for n in facts["numa_nodes"])
     assert [i for i, n in sorted(nodes.items()) if n["cpus"] == ""] == [4, 6, 8, 9]
     assert nodes[4]["memory_bytes"] == 536870912
@@ -270,14 +270,14 @@ def test_cpu_less_nodes(gathered):
 
 
 def test_sparse_node_ids(gathered):
-    facts, _ = gathered(_tree("48amd64-4pa2n6c-sparse"))
+    facts, _unused = gathered(_tree("48amd64-4pa2n6c-sparse"))
     assert [n["id"] for n in facts["numa_nodes"]] == [0, 1, 2, 33, 34, 45, 72, 73]
     assert [n["cpus"] for n in facts["numa_nodes"]][3] == "18-23"
     assert len(facts["numa_nodes"][3]["distances"]) == 8
 
 
 def test_cgroup_restricted_cpuset(gathered):
-    facts, _ = gathered(_tree("16amd64-8n2c-cpusets"))
+    facts, _unused = gathered(_tree("16amd64-8n2c-cpusets"))
     assert facts["cpus"]["online"] == "0-3,5-15"
     assert facts["cpus"]["allowed"] == "0-3,5-6,12-15"
     assert facts["numa_nodes_allowed"] == "1-4"
@@ -291,12 +291,12 @@ def test_cgroup_restricted_cpuset(gathered):
     ("4fake-4gr1nu1pu", "0-1"),
 ])
 def test_cpuset_flavours(name, allowed, gathered):
-    facts, _ = gathered(_tree(name, more=True))
+    facts, _unused = gathered(_tree(name, more=True))
     assert facts["cpus"]["allowed"] == allowed
 
 
 def test_wide_pci_domain():
-    facts, _ = T.gather(str(tt.cached_tree("hgx-h100")))
+    facts, _unused = T.gather(str(tt.cached_tree("hgx-h100")))
     bus_ids = [d["bus_id"] for d in facts["pci_devices"]]
     assert "10000:01:00.0" in bus_ids
     assert bus_ids == sorted(bus_ids, key=T.pci_sort_key)
@@ -315,7 +315,7 @@ def test_overlapping_node_cpulists_warn(gathered):
 
 
 def test_no_numa_directory_is_one_node(gathered):
-    facts, _ = gathered(_tree("2arm-2c", more=True))
+    facts, _unused = gathered(_tree("2arm-2c", more=True))
     assert len(facts["numa_nodes"]) == 1
     node = facts["numa_nodes"][0]
     assert node["id"] == 0 and node["cpus"] == "0-1" and node["implicit"]
@@ -323,7 +323,7 @@ def test_no_numa_directory_is_one_node(gathered):
 
 
 def test_smt_siblings_interleaved(gathered):
-    facts, _ = gathered(_tree("32intel64-2p8co2t+8ve"))
+    facts, _unused = gathered(_tree("32intel64-2p8co2t+8ve"))
     cpus = facts["cpus"]
     assert cpus["threads_per_core"] == 2 and cpus["cores"] == 16 and cpus["packages"] == 2
     assert cpus["smt_siblings"][:3] == ["0,16", "1,17", "2,18"]
@@ -331,7 +331,7 @@ def test_smt_siblings_interleaved(gathered):
 
 
 def test_offline_cpus_without_summary_file(gathered):
-    facts, _ = gathered(_tree("16em64t-4s2c2t-offlines", more=True))
+    facts, _unused = gathered(_tree("16em64t-4s2c2t-offlines", more=True))
     assert facts["cpus"]["online"] == "0-1,3-4,6-12,15"
     assert facts["cpus"]["count"] == 12
 
@@ -387,7 +387,7 @@ def test_gpus_and_nvswitches(servers, name, gpus, nvswitches, nodes):
 
 
 def test_hgx_h100_facts(servers):
-    facts, _ = servers["hgx-h100"]
+    facts, _unused = servers["hgx-h100"]
     assert facts["cpus"]["count"] == 224 and facts["cpus"]["threads_per_core"] == 2
     assert [n["cpus"] for n in facts["numa_nodes"]] == ["0-55,112-167", "56-111,168-223"]
     assert facts["gpus"][0]["local_cpus"] == "0-55,112-167"
@@ -397,13 +397,13 @@ def test_hgx_h100_facts(servers):
 
 
 def test_dgx_nic_with_minus_one(servers):
-    facts, _ = servers["dgx-a100-nps4"]
+    facts, _unused = servers["dgx-a100-nps4"]
     nic = [d for d in facts["pci_devices"] if d["bus_id"] == "0000:61:00.0"][0]
     assert nic["numa_node"] == 0 and nic["sysfs_numa_node"] == -1
 
 
 def test_block_devices_synthetic(servers):
-    facts, _ = servers["hgx-h100"]
+    facts, _unused = servers["hgx-h100"]
     disks = dict((d["name"], d) for d in facts["block_devices"])
     assert sorted(disks) == ["nvme0n1", "nvme1n1"]  # loop0 left out
     nvme0 = disks["nvme0n1"]
@@ -414,7 +414,7 @@ def test_block_devices_synthetic(servers):
     assert nvme0["model"] == "SAMSUNG MZQL23T8HCLS-00A07"
     assert nvme0["partitions"] == ["nvme0n1p1", "nvme0n1p2"]
     assert disks["nvme1n1"]["numa_node"] == 0  # behind VMD, resolved from local CPUs
-    facts, _ = servers["pcie-l40s"]
+    facts, _unused = servers["pcie-l40s"]
     disks = dict((d["name"], d) for d in facts["block_devices"])
     assert disks["sdb"]["kind"] == "scsi" and disks["sdb"]["rotational"] is True
     assert disks["sdb"]["scheduler"] == "mq-deadline"
@@ -422,7 +422,7 @@ def test_block_devices_synthetic(servers):
 
 def test_block_devices_partitions_and_virtual():
     root = tt.cached_tree("pcie-l40s")
-    facts, _ = T.gather(str(root), include_partitions=True, include_virtual=True)
+    facts, _unused = T.gather(str(root), include_partitions=True, include_virtual=True)
     names = [d["name"] for d in facts["block_devices"]]
     assert names == ["loop0", "sda", "sda1", "sda2", "sda3", "sdb", "sdb1"]
     part = facts["block_devices"][2]
@@ -432,11 +432,11 @@ def test_block_devices_partitions_and_virtual():
 
 
 def test_block_devices_real_tree(gathered):
-    facts, _ = gathered(_tree("24em64t-2n6c2t+2mic.olddriver", more=True))
+    facts, _unused = gathered(_tree("24em64t-2n6c2t+2mic.olddriver", more=True))
     disks = dict((d["name"], d) for d in facts["block_devices"])
     assert sorted(disks) == ["sda"]  # dm-*, loop*, ram*, sr0 left out
     assert disks["sda"]["kind"] == "scsi" and disks["sda"]["pci_bus_id"] == "0000:00:1f.2"
-    facts, _ = gathered(_tree("40intel64-2g2n4c+pcilocality"))
+    facts, _unused = gathered(_tree("40intel64-2g2n4c+pcilocality"))
     sda = [d for d in facts["block_devices"] if d["name"] == "sda"][0]
     assert sda["scheduler"] == "cfq" and sda["schedulers"] == ["noop", "anticipatory", "deadline", "cfq"]
     assert sda["rotational"] is True
@@ -445,7 +445,7 @@ def test_block_devices_real_tree(gathered):
 
 def test_cpuset_restriction_in_synthetic_tree():
     root = tt.cached_tree("hgx-h100", cpuset="0-31,112-143")
-    facts, _ = T.gather(str(root))
+    facts, _unused = T.gather(str(root))
     assert facts["cpus"]["allowed"] == "0-31,112-143"
     assert facts["cpus"]["allowed_source"] == "cgroup /sys/fs/cgroup/inference.slice"
     assert facts["numa_nodes"][1]["cpus_allowed"] == ""
