@@ -89,15 +89,8 @@ def parse_cpumask(text):
     digits = text.replace(",", "").replace("0x", "")
     if not digits or not re.match(r"^[0-9a-f]+$", digits):
         raise CpuListError("invalid cpumask %r: expected hex digits in comma separated words" % text)
-    value = int(digits, 16)
-    cpus = []
-    cpu = 0
-    while value:
-        if value & 1:
-            cpus.append(cpu)
-        value >>= 1
-        cpu += 1
-    return cpus
+    bits = bin(int(digits, 16))[:1:-1]  # least significant bit first
+    return [cpu for cpu, bit in enumerate(bits) if bit == "1"]
 
 
 def format_cpumask(cpus):

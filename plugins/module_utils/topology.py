@@ -45,6 +45,7 @@ NVSWITCH_CLASS = 0x0680  # PCI "other bridge", as NVIDIA NVSwitches report
 _PCI_BDF = re.compile(r"^([0-9a-fA-F]{4,}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
 _CPU_DIR = re.compile(r"^cpu(\d+)$")
 _NODE_DIR = re.compile(r"^node(\d+)$")
+_MEMTOTAL = re.compile(r"MemTotal:\s+(\d+)")
 _MEMINFO_KB = re.compile(r"^(?:Node\s+\d+\s+)?(\w+):\s+(\d+)(?:\s+kB)?\s*$")
 
 # Block devices that are not disks a model's weights can live on.
@@ -64,12 +65,29 @@ def _join(root, rel):
 
 
 def _read(path):
-    """Contents of a small sysfs/procfs file, stripped, or None if unreadable."""
+    """Contents of a small sysfs/procfs file, stripped, or None if unreadable.
+
+    (os.open/os.read: sysfs attributes are at most a page, and skipping the
+    text-file layers halves the cost of the few thousand reads of a big host.)
+    """
     try:
-        with open(path, "r", errors="replace") as handle:
-            return handle.read().replace("\x00", "").strip()
+        fd = os.open(path, os.O_RDONLY)
     except (IOError, OSError):
         return None
+    try:
+        chunks = [os.read(fd, 65536)]
+        # sysfs attributes are one page at most and come in one read;
+        # procfs files may need several.
+        while chunks[-1] and "/sys/" not in path:
+            chunks.append(os.read(fd, 65536))
+    except (IOError, OSError):
+        return None
+    finally:
+        os.close(fd)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text.strip()
 
 
 def _read_int(path):
@@ -89,25 +107,22 @@ def _listdir(path):
         return []
 
 
-def _cpus_from_list_or_mask(list_path, mask_path, warnings=None, what=None):
+def _cpus_from_list_or_mask(list_path, mask_path, warnings=None, what=None, second_is_list=False):
     """CPU ids from a ``*list`` file, or from the hex mask file when absent.
 
-    Returns None when neither file can be read.
+    With ``second_is_list`` the arguments are swapped: the first path is the
+    mask and the second the list (to try the file a tree is known to have
+    first). Returns None when neither file can be read.
     """
-    text = _read(list_path)
-    if text is not None:
+    for path, is_list in ((list_path, not second_is_list), (mask_path, second_is_list)):
+        text = _read(path) if path else None
+        if text is None:
+            continue
         try:
-            return set(parse_cpulist(text))
+            return set(parse_cpulist(text) if is_list else parse_cpumask(text))
         except CpuListError as exc:
             if warnings is not None:
-                warnings.append("%s: %s" % (what or list_path, exc))
-    text = _read(mask_path) if mask_path else None
-    if text is not None:
-        try:
-            return set(parse_cpumask(text))
-        except CpuListError as exc:
-            if warnings is not None:
-                warnings.append("%s: %s" % (what or mask_path, exc))
+                warnings.append("%s: %s" % (what or path, exc))
     return None
 
 
@@ -201,18 +216,30 @@ def read_cpus(root, warnings):
     groups = []
     seen = set()
     packages = set()
+    # Which sibling file this kernel has, learnt from the first CPU, so a
+    # 256-CPU capture does not pay 256 failed opens of a missing file.
+    order = [("thread_siblings_list", True), ("core_cpus_list", True), ("thread_siblings", False),
+             ("core_cpus", False)]
+    if online:
+        present = set(_listdir(os.path.join(cpu_dir, "cpu%d" % min(online), "topology")))
+        order.sort(key=lambda item: item[0] not in present)
     for cpu in sorted(online):
+        if cpu in seen:
+            continue
         topo = os.path.join(cpu_dir, "cpu%d" % cpu, "topology")
         package = _read_int(os.path.join(topo, "physical_package_id"))
         if package is not None:
             packages.add(package)
-        if cpu in seen:
-            continue
-        siblings = _cpus_from_list_or_mask(
-            os.path.join(topo, "thread_siblings_list"), os.path.join(topo, "thread_siblings")
-        )
-        if siblings is None:
-            siblings = _cpus_from_list_or_mask(os.path.join(topo, "core_cpus_list"), os.path.join(topo, "core_cpus"))
+        siblings = None
+        for name, is_list in order:
+            text = _read(os.path.join(topo, name))
+            if text is None:
+                continue
+            try:
+                siblings = set(parse_cpulist(text) if is_list else parse_cpumask(text))
+            except CpuListError:
+                continue
+            break
         group = (siblings or set([cpu])) & online
         group.add(cpu)
         group -= seen
@@ -388,10 +415,13 @@ def read_numa_nodes(root, online, allowed_cpus, allowed_mems, warnings):
             "distances": [10],
             "implicit": True,
         })
+    has_cpulist = bool(ids) and os.path.exists(os.path.join(node_dir, "node%d" % ids[0], "cpulist"))
     for node in ids:
         path = os.path.join(node_dir, "node%d" % node)
         listed = _cpus_from_list_or_mask(
-            os.path.join(path, "cpulist"), os.path.join(path, "cpumap"), warnings, "NUMA node %d cpulist" % node
+            os.path.join(path, "cpulist" if has_cpulist else "cpumap"),
+            os.path.join(path, "cpumap" if has_cpulist else "cpulist"),
+            warnings, "NUMA node %d cpulist" % node, second_is_list=not has_cpulist,
         )
         listed = listed or set()
         offline_listed = listed - online
@@ -407,11 +437,11 @@ def read_numa_nodes(root, online, allowed_cpus, allowed_mems, warnings):
                 distances = [int(d) for d in text.split()]
             except ValueError:
                 distances = []
-        meminfo = parse_meminfo(_read(os.path.join(path, "meminfo")))
+        match = _MEMTOTAL.search(_read(os.path.join(path, "meminfo")) or "")
         nodes.append({
             "id": node,
             "cpu_ids": sorted(listed & online),
-            "memory_bytes": meminfo.get("MemTotal"),
+            "memory_bytes": int(match.group(1)) * 1024 if match else None,
             "distances": distances,
             "implicit": False,
         })
@@ -468,62 +498,78 @@ def _class_kind(class_code):
     return PCI_BASE_CLASSES.get(class_code >> 16)
 
 
+def _pci_numa(path, name, nodes_cpus, online, warnings, report):
+    """(numa_node, sysfs numa_node, local CPUs) of one PCI device directory.
+
+    ``report``: add warnings for oddities (only for devices that are reported).
+    """
+    node_ids = nodes_cpus
+    sys_node = _read_int(os.path.join(path, "numa_node"))
+    local = _cpus_from_list_or_mask(
+        os.path.join(path, "local_cpulist"), os.path.join(path, "local_cpus"),
+        warnings if report else None, "PCI %s local_cpus" % name,
+    )
+    local = (local & online) if local is not None else None
+    numa_node = None
+    if sys_node is not None and sys_node >= 0:
+        if node_ids and sys_node not in node_ids:
+            if report:
+                warnings.append("PCI %s: numa_node %d names no NUMA node of this host" % (name, sys_node))
+        else:
+            numa_node = sys_node
+            if report and local and nodes_cpus.get(sys_node) and not local <= nodes_cpus[sys_node]:
+                warnings.append(
+                    "PCI %s: sysfs numa_node is %d but its local CPUs %s are not all on that node"
+                    % (name, sys_node, format_cpulist(local))
+                )
+    if numa_node is None and local:
+        numa_node = _node_of_cpus(local, nodes_cpus)
+        if report and numa_node is None and sys_node is not None and sys_node < 0 and len(node_ids) > 1:
+            warnings.append(
+                "PCI %s: numa_node is %d and its local CPUs %s span several NUMA nodes; "
+                "its locality is unknown" % (name, sys_node, format_cpulist(local))
+            )
+    if numa_node is None and len(node_ids) == 1 and not (sys_node is not None and sys_node >= 0):
+        numa_node = next(iter(node_ids))
+    return numa_node, sys_node, local
+
+
 def read_pci_devices(root, numa_nodes, online, warnings, all_classes=False):
     """PCI devices of the classes that matter for inference hosts.
 
-    Returns ``(devices, nvswitches, locality)`` where ``locality`` maps every
-    PCI bus id seen (any class) to its resolved NUMA node, for block devices.
+    Returns ``(devices, nvswitches, locality)``: ``locality(bus_id)`` gives
+    the resolved NUMA node of any PCI device (other classes are read only
+    when asked, for the controllers of block devices).
     """
     pci_dir = _join(root, "sys/bus/pci/devices")
     online = set(online)
     nodes_cpus = dict((n["id"], set(parse_cpulist(n["cpus"]))) for n in numa_nodes)
-    node_ids = set(nodes_cpus)
-    devices, nvswitches, locality = [], [], {}
+    devices, nvswitches, known, others = [], [], {}, {}
     for name in sorted(_listdir(pci_dir), key=pci_sort_key):
         path = os.path.join(pci_dir, name)
+        bus_id = normalize_bus_id(name)
         class_text = _read(os.path.join(path, "class"))
         try:
             class_code = int(class_text, 16) if class_text else None
         except ValueError:
             class_code = None
+        kind = _class_kind(class_code)
+        maybe_switch = class_code is not None and (class_code >> 8) == NVSWITCH_CLASS
+        if not (all_classes or kind is not None or class_code is None or maybe_switch):
+            others[bus_id] = (path, name)
+            continue
         vendor = _read(os.path.join(path, "vendor"))
         vendor = vendor.lower() if vendor else None
-        is_nvswitch = vendor == NVIDIA_VENDOR_ID and class_code is not None and (class_code >> 8) == NVSWITCH_CLASS
-        kind = _class_kind(class_code)
-        wanted = all_classes or kind is not None or class_code is None or is_nvswitch
-        sys_node = _read_int(os.path.join(path, "numa_node"))
-        local = _cpus_from_list_or_mask(
-            os.path.join(path, "local_cpulist"), os.path.join(path, "local_cpus"), warnings,
-            "PCI %s local_cpus" % name,
-        )
-        local = (local & online) if local is not None else None
-        numa_node = None
-        if sys_node is not None and sys_node >= 0:
-            if node_ids and sys_node not in node_ids:
-                warnings.append("PCI %s: numa_node %d names no NUMA node of this host" % (name, sys_node))
-            else:
-                numa_node = sys_node
-                if wanted and local and nodes_cpus.get(sys_node) and not local <= nodes_cpus[sys_node]:
-                    warnings.append(
-                        "PCI %s: sysfs numa_node is %d but its local CPUs %s are not all on that node"
-                        % (name, sys_node, format_cpulist(local))
-                    )
-        if numa_node is None and local:
-            numa_node = _node_of_cpus(local, nodes_cpus)
-            if wanted and sys_node is not None and sys_node < 0 and len(node_ids) > 1:
-                if numa_node is None:
-                    warnings.append(
-                        "PCI %s: numa_node is %d and its local CPUs %s span several NUMA nodes; "
-                        "its locality is unknown" % (name, sys_node, format_cpulist(local))
-                    )
-        if numa_node is None and len(node_ids) == 1 and not (sys_node is not None and sys_node >= 0):
-            numa_node = next(iter(node_ids))
-        locality[normalize_bus_id(name)] = numa_node
-        if not wanted:
+        is_nvswitch = maybe_switch and vendor == NVIDIA_VENDOR_ID
+        listed = all_classes or kind is not None or class_code is None
+        if not (listed or is_nvswitch):
+            others[bus_id] = (path, name)
             continue
+        numa_node, sys_node, local = _pci_numa(path, name, nodes_cpus, online, warnings, True)
+        known[bus_id] = numa_node
         device = _read(os.path.join(path, "device"))
         entry = {
-            "bus_id": normalize_bus_id(name),
+            "bus_id": bus_id,
             "vendor_id": vendor,
             "device_id": device.lower() if device else None,
             "class_id": "0x%06x" % class_code if class_code is not None else None,
@@ -534,8 +580,15 @@ def read_pci_devices(root, numa_nodes, online, warnings, all_classes=False):
         }
         if is_nvswitch:
             nvswitches.append(entry)
-        if kind is not None or class_code is None or all_classes:
+        if listed:
             devices.append(entry)
+
+    def locality(bus_id):
+        if bus_id not in known and bus_id in others:
+            path, name = others[bus_id]
+            known[bus_id] = _pci_numa(path, name, nodes_cpus, online, warnings, False)[0]
+        return known.get(bus_id)
+
     return devices, nvswitches, locality
 
 
@@ -615,7 +668,11 @@ def _pci_ancestor(target):
 
 
 def read_block_devices(root, locality, include_partitions=False, include_virtual=False):
-    """Whole disks under /sys/block (NVMe, SCSI, virtio...), with locality."""
+    """Whole disks under /sys/block (NVMe, SCSI, virtio...), with locality.
+
+    ``locality(bus_id)`` returns the NUMA node of a PCI device (see
+    :func:`read_pci_devices`).
+    """
     block_dir = _join(root, "sys/block")
     disks = []
     for name in sorted(_listdir(block_dir)):
@@ -643,7 +700,7 @@ def read_block_devices(root, locality, include_partitions=False, include_virtual
             "rotational": None if rotational is None else rotational == "1",
             "scheduler": active,
             "schedulers": available,
-            "numa_node": locality.get(bus_id) if bus_id else None,
+            "numa_node": locality(bus_id) if bus_id else None,
             "pci_bus_id": bus_id,
             "model": model or None,
             "size_bytes": None if sectors is None else sectors * 512,
