@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the gpu_topology readers vs hwloc's lstopo on every fixture tree.
 
 For each ``shared/fixtures/topology/**/*.tar.bz2`` (unpacked once to a
@@ -117,8 +116,8 @@ def main(argv=None):
         shutil.rmtree(str(scratch), ignore_errors=True)
 
     width = max(len(r["tree"]) for r in rows)
-    print("%-*s %6s %9s %9s %6s | %8s %8s %6s" % (width, "tree", "files", "gather_ms", "lstopo_ms", "ratio",
-                                                   "g_cpu_ms", "l_cpu_ms", "cpu_r"))
+    header = ("tree", "files", "gather_ms", "lstopo_ms", "ratio", "g_cpu_ms", "l_cpu_ms", "cpu_r")
+    print("%-*s %6s %9s %9s %6s | %8s %8s %6s" % ((width,) + header))
     for row in rows:
         print("%-*s %6d %9.2f %9.2f %6.3f | %8.2f %8.2f %6s" % (
             width, row["tree"], row["files"], row["gather_ms"], row["lstopo_ms"], row["ratio"],
