@@ -1,0 +1,164 @@
+"""Bad input to host_tuning fails before anything changes.
+
+Runs ansible-playbook against this machine (connection local) with the role's
+files pointed at scratch paths in tmp_path and ``host_tuning_container: true``
+(so even a broken validation could not write the running kernel).  Each bad
+value must fail with a message naming the variable, the value and what is
+allowed, and leave the scratch files, the fstab copy and the runtime values
+exactly as they were.  A control run with good values proves the same files
+do get written when validation passes (so the test can tell).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="reads /sys and runs blkid as root"),
+    pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="no ansible-playbook next to this Python"),
+]
+
+PLAYBOOK = """\
+- name: host_tuning validation test
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - inferfleet.gpu.host_tuning
+"""
+
+RUNTIME_FILES = [
+    "/proc/sys/vm/swappiness", "/proc/sys/vm/dirty_ratio", "/proc/sys/vm/max_map_count",
+    "/proc/sys/net/core/somaxconn", "/proc/sys/kernel/sched_rt_runtime_us",
+    "/sys/kernel/mm/transparent_hugepage/enabled", "/sys/kernel/mm/transparent_hugepage/defrag",
+    "/proc/swaps",
+]
+
+
+def first_block_device_with_scheduler():
+    for name in sorted(os.listdir("/sys/block")):
+        path = Path("/sys/block", name, "queue/scheduler")
+        if path.exists() and "[" in path.read_text():
+            return name, path.read_text().replace("[", "").replace("]", "").split()
+    return None, []
+
+
+def snapshot(paths):
+    out = {}
+    for path in paths:
+        try:
+            out[str(path)] = Path(path).read_text()
+        except OSError:
+            out[str(path)] = None
+    return out
+
+
+@pytest.fixture()
+def scratch(tmp_path):
+    fstab = tmp_path / "fstab"
+    fstab.write_text("/swapfile none swap sw 0 0\n")
+    base = {
+        "ansible_python_interpreter": sys.executable,
+        "host_tuning_container": True,
+        "host_tuning_sysctl_file": str(tmp_path / "sysctl.d/60-inferfleet.conf"),
+        "host_tuning_thp_tmpfiles_path": str(tmp_path / "tmpfiles.d/60-inferfleet-thp.conf"),
+        "host_tuning_cpufreq_tmpfiles_path": str(tmp_path / "tmpfiles.d/60-inferfleet-cpufreq.conf"),
+        "host_tuning_io_scheduler_udev_rule_path": str(tmp_path / "udev/60-inferfleet-io-scheduler.rules"),
+        "host_tuning_swap_fstab_path": str(fstab),
+        "host_tuning_model_volume_fstab_path": str(fstab),
+    }
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    written = [base["host_tuning_sysctl_file"], base["host_tuning_thp_tmpfiles_path"],
+               base["host_tuning_io_scheduler_udev_rule_path"]]
+    return tmp_path, base, written
+
+
+def run(tmp_path, extra_vars):
+    (tmp_path / "vars.json").write_text(json.dumps(extra_vars))
+    env = dict(os.environ,
+               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"),
+               ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
+               ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"))
+    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(tmp_path / "site.yml"), "-e", "@" + str(tmp_path / "vars.json")],
+        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+DEV, OFFERED = first_block_device_with_scheduler()
+
+BAD = {
+    "swappiness_300": (
+        {"host_tuning_sysctl": {"vm.swappiness": 300}},
+        ["host_tuning_sysctl", "vm.swappiness must be an integer 0..200, got 300"]),
+    "rt_unlimited": (
+        {"host_tuning_sysctl_extra": {"kernel.sched_rt_runtime_us": -1}},
+        ["kernel.sched_rt_runtime_us=-1 is refused", "host_tuning_sysctl_allow_rt_unlimited"]),
+    "unknown_thp_mode": (
+        {"host_tuning_thp_mode": "sometimes"},
+        ["host_tuning_thp_mode", "sometimes", "always, madvise, never"]),
+    "scheduler_not_offered": (
+        {"host_tuning_io_scheduler_rules": [{"devices": [DEV], "scheduler": "cfq"}]},
+        ["host_tuning_io_scheduler_rules", "does not offer 'cfq' for %s" % DEV, "it offers %s" % ", ".join(OFFERED)]),
+    "missing_device": (
+        {"host_tuning_model_volume_device": "/dev/inferfleet-no-such-disk"},
+        ["host_tuning_model_volume_device: /dev/inferfleet-no-such-disk does not exist"]),
+    "nobarrier": (
+        {"host_tuning_model_volume_device": "/dev/inferfleet-no-such-disk",
+         "host_tuning_model_volume_options": ["noatime", "nobarrier"]},
+        ["host_tuning_model_volume_options: nobarrier refused", "removed in Linux 4.19", "Unknown parameter 'nobarrier'"]),
+    "root_mount_point": (
+        {"host_tuning_model_volume_device": "/dev/inferfleet-no-such-disk", "host_tuning_model_volume_path": "/"},
+        ["host_tuning_model_volume_path: / is refused", "not a system path"]),
+    "usr_mount_point": (
+        {"host_tuning_model_volume_device": "/dev/inferfleet-no-such-disk", "host_tuning_model_volume_path": "/usr/"},
+        ["host_tuning_model_volume_path: /usr/ is refused"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_fails_before_anything_changes(scratch, case):
+    if case == "scheduler_not_offered" and DEV is None:
+        pytest.skip("no block device with a scheduler here")
+    tmp_path, base, written = scratch
+    overrides, expected = BAD[case]
+    fstab = Path(base["host_tuning_swap_fstab_path"])
+    before_fstab = fstab.read_text()
+    before_runtime = snapshot(RUNTIME_FILES)
+    result = run(tmp_path, dict(base, **overrides))
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output[-3000:]
+    for text in expected:
+        assert text in output, (text, output[-3000:])
+    for path in written:
+        assert not os.path.exists(path), "%s was written although the input was bad" % path
+    assert fstab.read_text() == before_fstab
+    assert snapshot(RUNTIME_FILES) == before_runtime
+    # every task that ran before the failure only read
+    assert "changed=0" in result.stdout
+
+
+def test_good_input_writes_the_persisted_files(scratch):
+    """Control: the same run with good input writes what the bad runs must not."""
+    tmp_path, base, written = scratch
+    before_runtime = snapshot(RUNTIME_FILES)
+    result = run(tmp_path, base)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    for path in written:
+        assert os.path.exists(path), path
+    assert "vm.swappiness=1" in Path(base["host_tuning_sysctl_file"]).read_text().splitlines()
+    assert Path(base["host_tuning_swap_fstab_path"]).read_text().startswith("# /swapfile none swap sw 0 0")
+    # container mode: the running kernel is untouched
+    assert snapshot(RUNTIME_FILES) == before_runtime
+    assert "this host is a container" in result.stdout
+    shutil.rmtree(tmp_path / "ansible-local", ignore_errors=True)
