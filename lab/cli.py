@@ -73,6 +73,11 @@ def cmd_up(args) -> int:
     if old is not None or (st.lab_dir(name) / "state.json").exists() or net.netns_for(name):
         teardown(name, quiet=True)
 
+    def _terminated(signum, _frame):
+        raise SystemExit(f"lab: up --name {name} interrupted by signal {signum}")
+
+    # A SIGTERM (e.g. a CI time-out) tears the half-made lab down like a failure does.
+    signal.signal(signal.SIGTERM, _terminated)
     t1 = time.monotonic()
     with global_lock():
         index = net.allocate_subnet(net.host_networks(), st.used_indexes(exclude=name))
