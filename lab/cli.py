@@ -296,6 +296,17 @@ def cmd_site(args) -> int:
     return site.run(args.name, extra=args.ansible_args)
 
 
+def cmd_image(args) -> int:
+    require_root()
+    tree = image.build(image.recipe())
+    print(tree)
+    if args.prune:
+        in_use = {Path(d["rootfs"]) for d in (st.load(n) for n in st.lab_names()) if d}
+        for old in image.prune(tree, keep_also=in_use):
+            log(f"removed {old}")
+    return 0
+
+
 def cmd_vm(argv: list[str]) -> int:
     try:
         from lab import vm
@@ -334,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="extra ansible-playbook arguments after --")
     site.set_defaults(func=cmd_site)
     img = sub.add_parser("image", help="build the node image (cached) and print its path")
-    img.set_defaults(func=lambda a: print(image.build(image.recipe())) or 0)
+    img.add_argument("--prune", action="store_true",
+                     help="also remove cached roots of other recipes that no lab uses")
+    img.set_defaults(func=cmd_image)
     sub.add_parser("vm", help="the qemu VM (python -m lab vm up|down ...)", add_help=False)
     return p
 

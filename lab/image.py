@@ -3,7 +3,7 @@
 The tree is cached under ``/var/cache/inferfleet-lab/rootfs-<hash>`` where
 ``<hash>`` is a digest of the recipe (suite, mirror, packages, the post-build
 steps).  Change the recipe and the next ``up`` builds a new tree; the old one
-stays until ``python -m lab image prune`` (or ``rm -rf``) removes it.
+stays until ``python -m lab image --prune`` removes it.
 """
 from __future__ import annotations
 
@@ -151,11 +151,11 @@ def build(rec: dict, cache_dir: Path = CACHE_DIR, log=sys.stderr) -> Path:
     return final
 
 
-def prune(keep: Path, cache_dir: Path = CACHE_DIR) -> list[Path]:
-    """Remove cached trees other than ``keep``; return what was removed."""
+def prune(keep: Path, cache_dir: Path = CACHE_DIR, keep_also: set[Path] | frozenset = frozenset()) -> list[Path]:
+    """Remove cached trees other than ``keep`` and ``keep_also``; return what was removed."""
     removed = []
-    for tree in cache_dir.glob("rootfs-*"):
-        if tree.is_dir() and tree != keep:
+    for tree in sorted(cache_dir.glob("rootfs-*")):
+        if tree.is_dir() and tree != keep and tree not in keep_also:
             shutil.rmtree(tree)
             removed.append(tree)
     return removed

@@ -25,7 +25,12 @@ def render(state: dict) -> dict:
     names = {h: {} for h in hosts}
     return {
         "all": {
-            "vars": {"ansible_ssh_common_args": SSH_COMMON_ARGS},
+            "vars": {
+                "ansible_ssh_common_args": SSH_COMMON_ARGS,
+                # the host's address on the lab bridge: where nodes reach services the host runs
+                "lab_gateway": state["gateway"],
+                "lab_subnet": state["subnet"],
+            },
             "children": {
                 "lab_nodes": {"hosts": hosts},
                 "gpu_hosts": {"hosts": dict(names)},

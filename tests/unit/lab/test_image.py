@@ -65,3 +65,13 @@ def test_post_build_masks_units_and_resets_machine_id(tmp_path):
     assert not (tree / "var/lib/dbus/machine-id").exists()
     assert "PermitRootLogin prohibit-password" in (tree / "etc/ssh/sshd_config.d/inferlab.conf").read_text()
     assert json.loads((tree / "etc/inferlab-image").read_text()) == rec
+
+
+def test_prune_keeps_the_current_and_in_use_trees(tmp_path):
+    for name in ("rootfs-aaa", "rootfs-bbb", "rootfs-ccc", "vm-xyz"):
+        (tmp_path / name / "etc").mkdir(parents=True)
+    (tmp_path / "rootfs-aaa.build.log").write_text("log")
+    removed = image.prune(tmp_path / "rootfs-aaa", tmp_path, keep_also={tmp_path / "rootfs-ccc"})
+    assert removed == [tmp_path / "rootfs-bbb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rootfs-aaa", "rootfs-aaa.build.log",
+                                                          "rootfs-ccc", "vm-xyz"]

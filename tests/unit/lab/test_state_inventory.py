@@ -75,6 +75,8 @@ def test_inventory_groups_and_hostvars(doc):
                   "lab_name": "mol-lab"}
     assert children["lab_nodes"]["hosts"]["mol-lab-node2"]["lab_data_disk"] == "/dev/loop5"
     assert "StrictHostKeyChecking=no" in inv["all"]["vars"]["ansible_ssh_common_args"]
+    assert inv["all"]["vars"]["lab_gateway"] == "10.213.7.1"
+    assert inv["all"]["vars"]["lab_subnet"] == "10.213.7.0/24"
 
 
 def test_inventory_is_what_ansible_reads(doc, tmp_path):
