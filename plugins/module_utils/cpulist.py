@@ -23,16 +23,17 @@ class CpuListError(ValueError):
 
 
 def parse_cpulist(text):
-    """Return the sorted list of CPU ids named by a cpulist string.
+    """Return the set of CPU ids named by a cpulist string.
 
-    ``""`` (and whitespace, and ``None``) mean the empty set.
+    ``""`` (and whitespace, and ``None``) mean the empty set. A set, so
+    callers can use ``&``, ``|``, ``<=``; ``sorted()`` it for an order.
     Raises :class:`CpuListError` naming the offending item.
     """
     if text is None:
-        return []
+        return set()
     text = text.strip()
     if not text:
-        return []
+        return set()
     cpus = set()
     for raw in text.split(","):
         item = raw.strip()
@@ -54,7 +55,7 @@ def parse_cpulist(text):
             raise CpuListError("invalid cpulist stride %r in %r: need 0 < used <= group" % (item, text))
         for base in range(first, last + 1, group):
             cpus.update(cpu for cpu in range(base, base + used) if cpu <= last)
-    return sorted(cpus)
+    return cpus
 
 
 def format_cpulist(cpus):
@@ -75,22 +76,22 @@ def format_cpulist(cpus):
 
 
 def parse_cpumask(text):
-    """Return the sorted CPU ids of a hex CPU mask.
+    """Return the set of CPU ids of a hex CPU mask.
 
     Accepts the sysfs form (32-bit words separated by commas, most
     significant first: ``00000000,000000ff``), a plain hex string
     (``ffffff``) and the ``0x`` prefixed form (``0xf``).
     """
     if text is None:
-        return []
+        return set()
     text = text.strip().lower()
     if not text:
-        return []
+        return set()
     digits = text.replace(",", "").replace("0x", "")
     if not digits or not re.match(r"^[0-9a-f]+$", digits):
         raise CpuListError("invalid cpumask %r: expected hex digits in comma separated words" % text)
     bits = bin(int(digits, 16))[:1:-1]  # least significant bit first
-    return [cpu for cpu, bit in enumerate(bits) if bit == "1"]
+    return set(cpu for cpu, bit in enumerate(bits) if bit == "1")
 
 
 def format_cpumask(cpus):

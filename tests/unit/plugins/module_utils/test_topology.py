@@ -108,7 +108,7 @@ def test_pci_devices_match_hwloc(reference, gathered):
         assert mine["vendor_id"] == dev["vendor"]
         assert mine["device_id"] == dev["device"]
         assert mine["class_id"][:6] == dev["class"]
-        hwloc_nodes = parse_cpulist(dev["locality_numa"])
+        hwloc_nodes = sorted(parse_cpulist(dev["locality_numa"]))
         if len(hwloc_nodes) == 1:
             assert mine["numa_node"] == hwloc_nodes[0], dev["busid"]
         else:
@@ -135,11 +135,11 @@ def _calc(root, args, lines):
 
 def _hwloc_numa_answers(root, bus_ids):
     """hwloc's allowed NUMA nodes with their (allowed) cpusets, and PCI device -> nodes."""
-    node_ids = parse_cpumask(_calc(root, ["--no", "--taskset", "all"], None).strip())
+    node_ids = sorted(parse_cpumask(_calc(root, ["--no", "--taskset", "all"], None).strip()))
     text = _calc(root, ["--pi", "--taskset"], ["node:%d" % n for n in node_ids])
     lines = [l for l in text.splitlines() if not l.startswith("Waiting")]
     assert len(lines) == len(node_ids), text
-    cpusets = dict((n, set(parse_cpumask(l))) for n, l in zip(node_ids, lines))
+    cpusets = dict((n, parse_cpumask(l)) for n, l in zip(node_ids, lines))
     pci = {}
     if bus_ids:
         text = _calc(root, ["--po", "-I", "numa"], ["pci=%s" % b for b in bus_ids])
