@@ -124,7 +124,6 @@ def merge_nvml(gpus, nvswitch_bus_ids, answer, warnings):
         return gpus
     by_bus = dict((g["bus_id"], g) for g in gpus)
     merged = [dict(g) for g in gpus]
-    index_of = dict((g["bus_id"], i) for i, g in enumerate(merged))
     for dev in answer["devices"]:
         if dev["bus_id"] not in by_bus:
             warnings.append("NVML reports GPU %s that sysfs does not list; its locality is unknown" % dev["bus_id"])
@@ -132,7 +131,6 @@ def merge_nvml(gpus, nvswitch_bus_ids, answer, warnings):
                 "index": None, "bus_id": dev["bus_id"], "device_id": None, "numa_node": None,
                 "local_cpus": None, "nvlink_peers": [],
             })
-            index_of[dev["bus_id"]] = len(merged) - 1
     merged.sort(key=lambda g: pci_sort_key(g["bus_id"]))
     for position, gpu in enumerate(merged):
         gpu["index"] = position
