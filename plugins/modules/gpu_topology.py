@@ -70,10 +70,10 @@ notes:
     CUDA numbers them with C(CUDA_DEVICE_ORDER=PCI_BUS_ID).
   - The placement filter P(inferfleet.gpu.placement#filter) turns this fact into
     per-instance CPU, NUMA and GPU assignments.
+  - The full fact schema and the placement contract are in the collection's C(docs/gpu_topology.md).
 seealso:
-  - name: docs/gpu_topology.md
-    description: The fact schema and the placement plan, in the collection's docs.
-    link: https://github.com/inferfleet/gpu/blob/main/docs/gpu_topology.md
+  - plugin: inferfleet.gpu.placement
+    plugin_type: filter
 """
 
 EXAMPLES = r"""
