@@ -383,9 +383,28 @@ def _scratch():
         # tmpfs when there is one: ~120k small files unpack and vanish in
         # seconds there, minutes on a slow disk.
         shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        _UNPACK_DIR.append(Path(tempfile.mkdtemp(prefix="inferfleet-topology-", dir=shm)))
+        _remove_stale(Path(shm or tempfile.gettempdir()))
+        prefix = "inferfleet-topology-%d-" % os.getpid()
+        _UNPACK_DIR.append(Path(tempfile.mkdtemp(prefix=prefix, dir=shm)))
         atexit.register(shutil.rmtree, str(_UNPACK_DIR[0]), True)
     return _UNPACK_DIR[0]
+
+
+def _remove_stale(base):
+    """Remove scratch trees of test processes that died without their atexit (tmpfs is RAM)."""
+    import shutil
+
+    for entry in base.glob("inferfleet-topology-*-*"):
+        try:
+            pid = int(entry.name.split("-")[2])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(str(entry), ignore_errors=True)
+        except PermissionError:
+            continue
 
 
 _CACHED = {}
