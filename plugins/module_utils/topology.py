@@ -182,7 +182,8 @@ def check_root(root):
 def read_cpus(root, warnings):
     """Online CPUs, SMT sibling groups and packages.
 
-    Returns a dict with ``online`` (sorted ids), ``possible``, ``offline``,
+    Returns a dict with ``online`` (sorted ids), ``possible``, ``offline``
+    (possible but not online, like the kernel's own ``offline`` file),
     ``smt_groups`` (list of sorted id lists, online CPUs only, ordered by
     their first CPU), ``packages`` (count) and ``threads_per_core``.
     """
@@ -376,9 +377,6 @@ def read_allowed(root, online, warnings):
                 sources.append("affinity")
             except CpuListError:
                 pass
-        elif key == "Mems_allowed_list" and mems is None and cg_mems is None:
-            # Mems_allowed_list names every possible node when unrestricted.
-            pass
     if online and not cpus:
         warnings.append("the cpuset allows none of the online CPUs %s; using all online CPUs" % format_cpulist(online))
         cpus = set(online)
