@@ -54,16 +54,12 @@ def _require(topology):
 
 
 def _check_count(name, value):
+    """A positive int (or None). Digit strings are accepted: templates pass them."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        try:
-            if isinstance(value, bool) or str(int(value)) != str(value).strip():
-                raise ValueError
-            value = int(value)
-        except (TypeError, ValueError):
-            raise PlacementError("%s must be a positive integer or null, got %r" % (name, value))
-    if value < 1:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise PlacementError("%s must be a positive integer or null, got %r" % (name, value))
     return value
 
