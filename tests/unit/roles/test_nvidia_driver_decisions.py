@@ -103,7 +103,7 @@ def decisions(tmp_path_factory):
                                 "nvidia_driver_kernel_modules": "proprietary"},
         "l40s_distribution": {"case_root": trees["pcie-l40s"], "nvidia_driver_source": "distribution",
                               "nvidia_driver_branch": "535", "nvidia_driver_persistenced_enabled": False},
-        "cpu_only": {"gpu_topology": {"gpus": [], "nvswitch_count": 0}},
+        "cpu_only": {"nvidia_driver_gpus": [], "nvidia_driver_nvswitch_count": 0},
     }
     return run_cases(tmp, cases)
 
@@ -187,7 +187,7 @@ def test_bad_input_fails_validation_naming_the_variable(tmp_path):
         # a control: good input passes
         "good": ({"nvidia_driver_gpus": hopper, "nvidia_driver_nvswitch_count": 4}, None),
     }
-    results = run_cases(tmp_path, {name: dict(vars, gpu_topology={"gpus": [], "nvswitch_count": 0})
+    results = run_cases(tmp_path, {name: dict({"nvidia_driver_gpus": []}, **vars)
                                    for name, (vars, _) in cases.items()})
     for name, (_, expect) in cases.items():
         res = results[name]
