@@ -34,6 +34,9 @@ Layouts:
     8 x L40S on PCIe, no NVLink and no NVSwitch, with the CPU/NUMA affinity of
     the 8-GPU PCIe server of JSON id ``8x-rtx4090-gpuallocator17`` (224 CPUs, 2
     nodes), a SATA SSD and a rotational SAS disk.
+``gh200``
+    Grace Hopper (JSON id ``gh200-lscpu-xpuperf129``): 72 CPUs on node 0 and
+    CPU-less nodes 1-8 (node 1 = the GPU's HBM), one GPU in PCI domain 0009.
 """
 
 import json
@@ -203,10 +206,35 @@ def _pcie_l40s():
                 node_memory=540550584320, pci=pci, block=block)
 
 
+def _gh200():
+    """GH200 (JSON id ``gh200-lscpu-xpuperf129``): node 0 = CPUs 0-71, nodes 1-8 CPU-less.
+
+    The Hopper GPU's PCI function sits in domain 0009 on node 0; its HBM is
+    the CPU-less node 1 (what NVML's NumaNodeId reports); nodes 2-8 are the
+    empty nodes the driver reserves for MIG memory partitions.
+    """
+    system = _systems()["gh200-lscpu-xpuperf129"]
+    assert "node0 CPUs 0-71" in system["numa"]
+    nodes = dict((n, set()) for n in range(9))
+    nodes[0] = set(range(72))
+    memory = dict((n, 0) for n in range(9))
+    memory[0] = 515396075520   # 480 GiB LPDDR5X
+    memory[1] = 102005473280   # 95 GiB HBM3 of the GPU
+    pci = [dict(bus_id="0009:01:00.0", vendor=NVIDIA, device="0x2342", cls="0x030200",
+                numa_node=0, local=nodes[0])]
+    pci.append(dict(bus_id="0008:01:00.0", vendor="0x144d", device="0xa80a", cls="0x010802",
+                    numa_node=0, local=nodes[0]))
+    block = [dict(name="nvme0n1", kind="nvme", bus_id="0008:01:00.0", rotational=0, size=1920383410176,
+                  model="SAMSUNG MZTL21T9HCLS-00A07", scheduler="[none] mq-deadline", partitions=2)]
+    return dict(source="gh200-lscpu-xpuperf129", cores=72, threads=1, packages=1, nodes=nodes,
+                node_memory=memory, pci=pci, block=block)
+
+
 LAYOUTS = {
     "hgx-h100": _hgx_h100,
     "dgx-a100-nps4": _dgx_a100_nps4,
     "pcie-l40s": _pcie_l40s,
+    "gh200": _gh200,
 }
 
 
@@ -234,10 +262,11 @@ def write_tree(root, spec):
 
     ``spec``: ``cores`` (physical cores; CPU c and c+cores*k are SMT
     siblings), ``threads``, ``nodes`` ({id: set of CPUs}), ``node_memory``
-    (bytes per node), ``pci`` (list of dicts: bus_id, vendor, device, cls,
+    (bytes per node, or {id: bytes}), ``pci`` (list of dicts: bus_id, vendor, device, cls,
     numa_node, local, optional no_cpulist / parent), ``block`` (list of
     dicts: name, kind, bus_id, rotational, size, model, scheduler, partitions),
-    optional ``offline`` (set of CPUs) and ``cpuset`` (cgroup2 cpus string).
+    optional ``packages`` (sockets, default 2), ``offline`` (set of CPUs) and
+    ``cpuset`` (cgroup2 cpus string).
     """
     root = Path(root)
     sysd = root / "sys" / "devices"
@@ -268,19 +297,21 @@ def write_tree(root, spec):
         _write(topo / "thread_siblings_list", _cpulist(siblings) + "\n")
         _write(topo / "thread_siblings", _mask(siblings) + "\n")
         _write(topo / "core_id", "%d\n" % core)
-        _write(topo / "physical_package_id", "%d\n" % (0 if core < cores // 2 else 1))
+        _write(topo / "physical_package_id", "%d\n" % (core * spec.get("packages", 2) // cores))
     node_ids = sorted(spec["nodes"])
     for node in node_ids:
         base = node_dir / ("node%d" % node)
         _write(base / "cpulist", _cpulist(spec["nodes"][node]) + "\n")
         _write(base / "cpumap", _mask(spec["nodes"][node]) + "\n")
         _write(base / "distance", " ".join("10" if n == node else "32" for n in node_ids) + "\n")
-        kb = spec["node_memory"] // 1024
+        memory = spec["node_memory"]
+        kb = (memory[node] if isinstance(memory, dict) else memory) // 1024
         _write(base / "meminfo", "\nNode %d MemTotal:       %d kB\nNode %d MemFree:        %d kB\n"
                % (node, kb, node, kb // 2))
     _write(node_dir / "online", _cpulist(node_ids) + "\n")
     _write(node_dir / "possible", _cpulist(node_ids) + "\n")
-    total_kb = spec["node_memory"] * len(node_ids) // 1024
+    memory = spec["node_memory"]
+    total_kb = (sum(memory.values()) if isinstance(memory, dict) else memory * len(node_ids)) // 1024
     _write(root / "proc" / "meminfo", "MemTotal:       %d kB\nMemFree:        %d kB\n" % (total_kb, total_kb // 2))
     if spec.get("cpuset"):
         _write(root / "proc" / "self" / "cgroup", "0::/inference.slice\n")

@@ -200,11 +200,19 @@ def test_nvlink_bridge_pairs_and_no_nvlink():
 
 
 def test_grace_hopper_numa_node():
+    """GH200: the PCI function is on node 0, NVML names the GPU's own memory node 1."""
+    facts, warnings = T.gather(str(tt.cached_tree("gh200")))
     devices = _server("dgxh200.New()")[:1]
-    answer = query_nvml(FakeNvml(devices, numa={0: 1}).fake)
+    devices[0]["bus_id"] = facts["gpus"][0]["bus_id"]
+    answer = query_nvml(FakeNvml(devices, numa={0: 1}, mig={0: (0, 0)}).fake)
     assert answer["devices"][0]["numa_node"] == 1
-    gpus = merge_nvml([], [], answer, [])
-    assert gpus[0]["nvml_numa_node"] == 1
+    gpus = merge_nvml(facts["gpus"], [], answer, warnings)
+    assert not warnings
+    assert gpus[0]["nvml_numa_node"] == 1 and gpus[0]["numa_node"] == 0
+    assert gpus[0]["bus_id"] == "0009:01:00.0"
+    assert gpus[0]["mig_mode"] == {"current": "disabled", "pending": "disabled"}
+    node1 = [n for n in facts["numa_nodes"] if n["id"] == gpus[0]["nvml_numa_node"]][0]
+    assert node1["cpus"] == "" and node1["memory_bytes"] > 0
 
 
 def test_nvml_gpus_unknown_to_sysfs_are_added_with_warnings():

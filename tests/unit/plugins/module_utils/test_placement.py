@@ -96,7 +96,7 @@ def test_hgx_h100_two_gpus_per_instance(servers):
     assert plan[0]["cuda_visible_devices"] == "0,1"
 
 
-@pytest.mark.parametrize("name", sorted(tt.LAYOUTS))
+@pytest.mark.parametrize("name", ["dgx-a100-nps4", "hgx-h100", "pcie-l40s"])
 @pytest.mark.parametrize("per", [1, 2, 4, 8])
 def test_every_divisor(servers, name, per):
     topo = servers[name]
@@ -123,6 +123,18 @@ def test_dgx_a100_nps4_groups_by_node(servers):
     # nodes without GPUs (0, 2, 4, 6) are left to the system
     used = cpus(",".join(p["cpus"] for p in plan))
     assert not used & cpus("0-15,128-143")
+
+
+def test_grace_hopper_ignores_cpu_less_nodes(servers):
+    topo = servers["gh200"]
+    assert default_housekeeping(topo) == "0"
+    plan = plan_placement(topo)
+    check_invariants(topo, plan, 1)
+    assert plan == [{"index": 0, "gpus": [0], "gpu_bus_ids": ["0009:01:00.0"], "cuda_visible_devices": "0",
+                     "cpus": "1-71", "cpu_count": 71, "numa_nodes": [0], "housekeeping_cpus": "0"}]
+    with pytest.raises(PlacementError) as err:
+        plan_placement(topo, gpus_per_instance=2)
+    assert "1 GPU (indices 0, NUMA node 0)" in str(err.value)
 
 
 def test_fewer_instances_than_gpus_allow(servers):

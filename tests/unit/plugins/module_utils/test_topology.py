@@ -368,6 +368,7 @@ def servers():
     ("hgx-h100", 8, 4, [0, 0, 0, 0, 1, 1, 1, 1]),
     ("dgx-a100-nps4", 8, 6, [3, 3, 1, 1, 7, 7, 5, 5]),
     ("pcie-l40s", 8, 0, [0, 0, 0, 0, 1, 1, 1, 1]),
+    ("gh200", 1, 0, [0]),
 ])
 def test_gpus_and_nvswitches(servers, name, gpus, nvswitches, nodes):
     facts, warnings = servers[name]
@@ -394,6 +395,18 @@ def test_hgx_h100_facts(servers):
     assert facts["memory_total_bytes"] == 2 * 1081101176832
     nics = [d for d in facts["pci_devices"] if d["class_id"] == "0x020700"]
     assert len(nics) == 8 and nics[0]["kind"] == "network"
+
+
+def test_grace_hopper_cpu_less_gpu_memory_nodes(servers):
+    facts, warnings = servers["gh200"]
+    assert not warnings
+    nodes = facts["numa_nodes"]
+    assert [n["id"] for n in nodes] == list(range(9))
+    assert nodes[0]["cpus"] == "0-71" and all(n["cpus"] == "" and n["cpu_count"] == 0 for n in nodes[1:])
+    assert nodes[1]["memory_bytes"] == 102005473280 and nodes[2]["memory_bytes"] == 0
+    assert facts["cpus"]["packages"] == 1 and facts["cpus"]["threads_per_core"] == 1
+    assert facts["gpus"][0]["bus_id"] == "0009:01:00.0" and facts["gpus"][0]["numa_node"] == 0
+    assert facts["memory_total_bytes"] == 515396075520 + 102005473280
 
 
 def test_dgx_nic_with_minus_one(servers):
