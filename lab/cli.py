@@ -5,6 +5,7 @@ import argparse
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -198,6 +199,11 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
     return done
 
 
+def is_node_of(name: str, machine: str) -> bool:
+    """``machine`` is node K of lab ``name`` (lab ``a`` does not own ``a-node1x-node1``)."""
+    return re.fullmatch(re.escape(name) + r"-node\d+", machine) is not None
+
+
 def leftovers(name: str, index: int | None = None, max_nodes: int = net.MAX_NODES) -> list[str]:
     """Everything of lab ``name`` still on the host (empty after a good ``down``)."""
     found = []
@@ -214,7 +220,7 @@ def leftovers(name: str, index: int | None = None, max_nodes: int = net.MAX_NODE
                          text=True, check=False).stdout
     found += [f"loop {line.split()[0]}" for line in out.splitlines()
               if len(line.split()) > 1 and line.split()[1].startswith(str(data) + "/")]
-    prefix = f"--machine={name}-node".encode()
+    machine_re = re.compile(rb"--machine=" + re.escape(name.encode()) + rb"-node\d+")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -223,15 +229,15 @@ def leftovers(name: str, index: int | None = None, max_nodes: int = net.MAX_NODE
                 cmd = f.read().split(b"\0")
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"systemd-nspawn") and any(a.startswith(prefix) for a in cmd) \
+        if cmd and cmd[0].endswith(b"systemd-nspawn") and any(machine_re.fullmatch(a) for a in cmd) \
                 and nodes.pid_alive(int(entry)):
             found.append(f"process {entry} (systemd-nspawn)")
     for h in nodes.hierarchy_roots():
         top = h / "inferlab"
         if top.is_dir():
-            found += [f"cgroup {d}" for d in top.glob(f"{name}-node*")]
+            found += [f"cgroup {d}" for d in top.glob(f"{name}-node*") if is_node_of(name, d.name)]
     if nodes.NSPAWN_PROPAGATE.is_dir():
-        found += [f"dir {d}" for d in nodes.NSPAWN_PROPAGATE.glob(f"{name}-node*")]
+        found += [f"dir {d}" for d in nodes.NSPAWN_PROPAGATE.glob(f"{name}-node*") if is_node_of(name, d.name)]
     if data.exists():
         found.append(f"dir {data}")
     if st.state_path(name).exists() or st.inventory_path(name).exists():

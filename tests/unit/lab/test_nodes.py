@@ -185,3 +185,10 @@ def test_hybrid_host_uses_the_named_hierarchies(tmp_path):
     for h in ("systemd", "unified", "devices", "memory"):
         (tmp_path / h).mkdir()
     assert nodes.hierarchy_roots(tmp_path) == [tmp_path / "systemd", tmp_path / "unified", tmp_path / "devices"]
+
+
+@pytest.mark.parametrize("machine,owned", [("a-node1", True), ("a-node12", True), ("a-nodex-node1", False),
+                                           ("a-node1x", False), ("ab-node1", False), ("a-node", False)])
+def test_node_ownership_by_name(machine, owned):
+    from lab import cli
+    assert cli.is_node_of("a", machine) is owned
