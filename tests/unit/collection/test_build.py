@@ -33,7 +33,7 @@ def test_build_and_install(tmp_path: Path) -> None:
         assert not any(n.startswith(prefix) for n in names), f"{prefix} must not ship in the artifact"
 
     dest = tmp_path / "collections"
-    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(dest),
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--force", "--no-deps", "-p", str(dest),
                     str(artifact)], check=True, capture_output=True)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_CONFIG=str(tmp_path / "none.cfg"))
     out = subprocess.run([str(BIN / "ansible-doc"), "--json", "inferfleet.gpu.gpu_topology"],
