@@ -66,7 +66,7 @@ def busy(unit, props):
 
 def allocate(limit):
     """Allocate and touch 300 MiB under MemoryMax=limit; return systemd's verdict."""
-    res = sh(["systemd-run", "--quiet", "--wait", "--collect", f"--property=MemoryMax={limit}",
+    res = sh(["systemd-run", "--wait", "--collect", f"--property=MemoryMax={limit}",
               "--property=MemorySwapMax=0", "/usr/bin/python3", "-c",
               "b = b'x' * (300 << 20); print(len(b))"], check=False)
     # systemd-run --wait reports "Finished with result: oom-kill" on stderr
