@@ -182,6 +182,10 @@ def test_bad_input_fails_validation_naming_the_variable(tmp_path):
                              "nvidia_driver_mirror_key_url": "http://m/k.pub"}, "nvidia_driver_mirror_url"),
         "distribution_with_nvswitch": ({"nvidia_driver_source": "distribution", "nvidia_driver_nvswitch_count": 4,
                                         "nvidia_driver_gpus": hopper}, "nvidia_driver_source=distribution"),
+        "cuda_repo_url_with_mirror": ({"nvidia_driver_source": "mirror", "nvidia_driver_mirror_url": "http://m/cuda/",
+                                       "nvidia_driver_mirror_key_url": "http://m/k.pub",
+                                       "nvidia_driver_cuda_repo_url": "http://m/cuda/"}, "nvidia_driver_cuda_repo_url"),
+        "cuda_repo_url_not_http": ({"nvidia_driver_cuda_repo_url": "file:///srv/cuda"}, "nvidia_driver_cuda_repo_url"),
         "unknown_source": ({"nvidia_driver_source": "nvidia_website"}, "nvidia_driver_source"),
         "unknown_modules": ({"nvidia_driver_kernel_modules": "nouveau"}, "nvidia_driver_kernel_modules"),
         # a control: good input passes
