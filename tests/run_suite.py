@@ -83,6 +83,8 @@ def main() -> int:
     env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build"))
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env.setdefault("NO_COLOR", "1")
+    env.setdefault("PY_COLORS", "0")
 
     passed = failed = skipped = 0
     rows = []
