@@ -44,6 +44,7 @@ def main():
              if not ln.lstrip().startswith("#") and len(ln.split()) > 1 and ln.split()[1] == "/models"]
     json.dump({
         "boot_id": read("/proc/sys/kernel/random/boot_id"),
+        "cmdline": read("/proc/cmdline").split(),
         "marker_boot_id": read(marker),
         "sysctl_dropin": dropin,
         "sysctl_live": live if "vm.swappiness" in live else {**live, "vm.swappiness": read("/proc/sys/vm/swappiness")},
