@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build a STAND-IN of NVIDIA's CUDA apt repository for Debian 12 (test fixture only).
 
 No NVIDIA repository is reachable from this machine and no GPU exists here, so
@@ -254,7 +253,7 @@ def build(out: Path, base_url: str, versions: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--out", required=True, type=Path, help="directory to (re)create")
     ap.add_argument("--base-url", required=True, help="URL the directory will be served at")
     ap.add_argument("--versions", default=",".join(DEFAULT_VERSIONS),

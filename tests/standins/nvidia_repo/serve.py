@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Serve the stand-in NVIDIA repository over HTTP, in the background (test fixture).
 
     serve.py start --root DIR --bind ADDR --port PORT --pidfile FILE [--log FILE]
@@ -66,7 +65,7 @@ def stop(pidfile: Path) -> int:
     pid = int(pidfile.read_text().strip() or 0)
     if pid and _is_ours(pid):
         os.kill(pid, signal.SIGTERM)
-        for _ in range(50):
+        for _attempt in range(50):
             if not _is_ours(pid):
                 break
             time.sleep(0.1)
@@ -78,7 +77,7 @@ def stop(pidfile: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start")
     s.add_argument("--root", required=True, type=Path)
