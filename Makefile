@@ -43,9 +43,18 @@ link:
 	@mkdir -p $(dir $(COLL_LINK))
 	@test -L $(COLL_LINK) || ln -sfn $(ROOT) $(COLL_LINK)
 
+# The main job: prepare the air-gapped assets once (vLLM CPU wheelhouse, the tiny
+# random-weight Qwen3-VL stand-in), boot the nodes with them bind-mounted and a
+# data disk each, run playbooks/site.yml, print what each host found and did and
+# one `endpoint: ... model: ...` line per vLLM instance. The lab stays up.
+LAB_SITE_VARS := -e @lab/vars/site.yml -e @playbooks/vars/lab_vllm.yml
 lab: deps venv link
-	$(PY) -m lab up --name $(LAB_NAME) --nodes $(LAB_NODES)
-	$(PY) -m lab site --name $(LAB_NAME)
+	@mkdir -p .build
+	$(PY) -m lab.assets prepare --json > .build/lab-assets.json
+	$(PY) -m lab up --name $(LAB_NAME) --nodes $(LAB_NODES) --disk-size 2G \
+	  --bind "$$($(PY) -c 'import json; print(json.load(open(".build/lab-assets.json"))["wheelhouse"])'):/srv/wheelhouse:ro" \
+	  --bind "$$($(PY) -c 'import json; print(json.load(open(".build/lab-assets.json"))["models"])'):/srv/models-src:ro"
+	$(PY) -m lab site --name $(LAB_NAME) -- $(LAB_SITE_VARS)
 
 lab-down: venv
 	$(PY) -m lab down --name $(LAB_NAME)

@@ -40,15 +40,21 @@ def _natural(host: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", host)]
 
 
+MAX_SAID = 240  # a longer message (a whole summary dict) is cut in the per-host digest
+
+
 def format_summary(name: str, summary: dict, rc: int) -> str:
     lines = [f"== lab {name}: playbooks/site.yml exit {rc}; per host =="]
+    endpoints = []
     for host in sorted(summary, key=_natural):
         h = summary[host]
         lines.append(f"{host}: ok={h['ok']} changed={h['changed']} failed={h['failed']} "
                      f"unreachable={h['unreachable']} skipped={h['skipped']}")
         topo = h.get("topology")
         for msg in h.get("messages", []):
-            lines.append(f"  said:  {msg}")
+            if msg.startswith("endpoint: "):
+                endpoints.append(msg)
+            lines.append(f"  said:  {msg if len(msg) <= MAX_SAID else msg[:MAX_SAID] + ' ...'}")
         if topo and "error" not in topo:
             found = f"block devices: {', '.join(topo['block_devices']) or 'none'}"
             if not h.get("messages"):
@@ -63,6 +69,8 @@ def format_summary(name: str, summary: dict, rc: int) -> str:
             lines.append(f"  FAILED {fail}")
     if not summary:
         lines.append("(no host ran a task)")
+    # Last, bare, one per vLLM instance: for a person or a script to talk to.
+    lines.extend(endpoints)
     return "\n".join(lines)
 
 

@@ -192,3 +192,16 @@ def test_hybrid_host_uses_the_named_hierarchies(tmp_path):
 def test_node_ownership_by_name(machine, owned):
     from lab import cli
     assert cli.is_node_of("a", machine) is owned
+
+
+def test_site_summary_ends_with_bare_endpoint_lines_and_cuts_long_messages():
+    host = {"ok": 1, "changed": 0, "failed": 0, "skipped": 0, "unreachable": 0,
+            "changed_tasks": [], "failed_tasks": [], "topology": None,
+            "messages": ["endpoint: http://10.0.0.11:8000/v1 model: m", "x" * 1000]}
+    summary = {"l-node2": dict(host, messages=["endpoint: http://10.0.0.12:8000/v1 model: m"]),
+               "l-node1": host}
+    lines = site.format_summary("l", summary, 0).splitlines()
+    assert lines[-2:] == ["endpoint: http://10.0.0.11:8000/v1 model: m",
+                          "endpoint: http://10.0.0.12:8000/v1 model: m"]
+    long_said = [line for line in lines if line.startswith("  said:  xxx")]
+    assert long_said == ["  said:  " + "x" * site.MAX_SAID + " ..."]
