@@ -47,6 +47,13 @@ STATE_ROOT = Path(os.environ.get("INFERFLEET_LAB_RUN", "/run/inferfleet-lab"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
 SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
+# ERMS off (the guest then clears pages with rep stosq, not rep stosb). Reboots
+# of the default `max` CPU after Ansible work on a loaded host crawled here
+# (soft lockups in clear_page_erms, udev timing out, emergency mode; 4-6 min);
+# with ERMS off three reboots took 59-76 s. A freshly booted `max` VM also
+# rebooted in 81 s once, so this is a precaution, not a proven cure.
+TCG_CPU = "max,-erms"
+CPU_RE = re.compile(r"^[A-Za-z0-9_.-]+(,[+-]?[A-Za-z0-9_.=-]+)*$")
 KARG_RE = re.compile(r"^[A-Za-z0-9_.-]+(=[A-Za-z0-9_.,:/=+-]*)?$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 DATA_DISK = "/dev/vdb"
@@ -213,12 +220,12 @@ def kernel_cmdline(name: str, extra: list[str] | tuple[str, ...] = ()) -> str:
 
 def qemu_command(*, name: str, sdir: Path, image: Path, port: int, accel: str,
                  memory: int = 2048, cpus: int = 2, kernel_args: list[str] | tuple[str, ...] = (),
-                 qemu: str = "qemu-system-x86_64") -> list[str]:
+                 cpu_model: str | None = None, qemu: str = "qemu-system-x86_64") -> list[str]:
     """The qemu command line (daemonized; no -no-reboot, so a guest reboot comes back)."""
     if accel == "kvm":
-        accel_args = ["-accel", "kvm", "-cpu", "host"]
+        accel_args = ["-accel", "kvm", "-cpu", cpu_model or "host"]
     else:
-        accel_args = ["-accel", "tcg,thread=multi", "-cpu", "max"]
+        accel_args = ["-accel", "tcg,thread=multi", "-cpu", cpu_model or TCG_CPU]
     return [
         qemu, "-name", f"{name}-vm,process=inferfleet-{name}-vm",
         *accel_args,
@@ -479,9 +486,12 @@ def wait_ssh(sdir: Path, state: dict, timeout: float) -> float:
 
 
 def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, timeout: float,
-          keep_on_failure: bool = False, kernel_args: list[str] | None = None) -> int:
+          keep_on_failure: bool = False, kernel_args: list[str] | None = None,
+          cpu_model: str | None = None) -> int:
     check_name(name)
     check_size(disk_size)
+    if cpu_model is not None and not CPU_RE.match(cpu_model):
+        raise LabVMError(f"--cpu-model {cpu_model!r} is not allowed: use a qemu -cpu value like max or max,-erms")
     kernel_args = list(kernel_args or [])
     for arg in kernel_args:
         check_kernel_arg(arg)
@@ -511,7 +521,7 @@ def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, tim
         for attempt in range(5):
             port = free_port()
             cmd = qemu_command(name=name, sdir=sdir, image=image, port=port, accel=accel,
-                               memory=memory, cpus=cpus, kernel_args=kernel_args)
+                               memory=memory, cpus=cpus, kernel_args=kernel_args, cpu_model=cpu_model)
             res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode == 0:
                 break
@@ -618,6 +628,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--timeout", type=float, default=180, help="seconds to wait for SSH (default 180)")
     u.add_argument("--kernel-arg", action="append", default=[], metavar="ARG",
                    help="extra kernel command-line argument (repeatable), e.g. transparent_hugepage=madvise")
+    u.add_argument("--cpu-model", help=f"qemu -cpu value (default {TCG_CPU} under TCG, host under KVM)")
     u.add_argument("--keep-on-failure", action="store_true", help="leave a VM that failed to boot for debugging")
     d = sub.add_parser("down", help="stop the VM and remove its state (idempotent)")
     d.add_argument("--name", required=True)
@@ -639,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "up":
             return vm_up(args.name, args.disk_size, args.memory, args.cpus, args.accel, args.timeout,
-                         args.keep_on_failure, args.kernel_arg)
+                         args.keep_on_failure, args.kernel_arg, args.cpu_model)
         if args.cmd == "down":
             return vm_down(args.name)
         if args.cmd == "status":

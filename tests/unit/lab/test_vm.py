@@ -209,7 +209,7 @@ def test_qemu_command_tcg(tmp_path):
     joined = " ".join(cmd)
     assert cmd[0] == "qemu-system-x86_64"
     assert cmd[cmd.index("-accel") + 1] == "tcg,thread=multi"
-    assert cmd[cmd.index("-cpu") + 1] == "max"
+    assert cmd[cmd.index("-cpu") + 1] == "max,-erms"  # rep stosb crawls after a TCG guest reboot
     assert cmd[cmd.index("-m") + 1] == "1024" and cmd[cmd.index("-smp") + 1] == "3"
     assert cmd[cmd.index("-kernel") + 1] == str(tmp_path / "img" / "vmlinuz")
     assert cmd[cmd.index("-initrd") + 1] == str(tmp_path / "img" / "initrd.img")
@@ -361,3 +361,15 @@ def test_up_refuses_a_bad_kernel_arg_before_doing_anything(tmp_path, monkeypatch
     assert vm.main(["up", "--name", "k", "--kernel-arg", "init=/bin/sh"]) == 1
     assert "--kernel-arg 'init=/bin/sh'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("model,ok", [("max", True), ("max,-erms", True), ("qemu64,+ssse3", True),
+                                      ("max -smp 8", False), ("", False), ("max,,x", False)])
+def test_cpu_model(tmp_path, monkeypatch, capsys, model, ok):
+    if ok:
+        cmd = _cmd(tmp_path, cpu_model=model)
+        assert cmd[cmd.index("-cpu") + 1] == model
+    else:
+        monkeypatch.setattr(vm, "STATE_ROOT", tmp_path)
+        assert vm.main(["up", "--name", "c", "--cpu-model", model]) == 1
+        assert "--cpu-model" in capsys.readouterr().err

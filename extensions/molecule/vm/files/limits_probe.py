@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Measure, inside the VM, whether systemd's cgroup limits are really enforced.
 
 Runs with the target's own Python (3.11) through ansible.builtin.script and

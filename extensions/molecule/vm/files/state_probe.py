@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Read, inside the VM, the settings host_tuning persists; print one JSON object.
 
 Arguments: the data disk's kernel name (vdb) and the reboot marker path.
