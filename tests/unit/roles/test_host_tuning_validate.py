@@ -164,3 +164,20 @@ def test_good_input_writes_the_persisted_files(scratch):
     for part in ("sysctl", "thp", "swap", "io_scheduler"):
         assert result.stdout.count("host_tuning %s: this host is a container" % part) == 1, part
     shutil.rmtree(tmp_path / "ansible-local", ignore_errors=True)
+
+
+def test_multi_node_topology_turns_numa_balancing_off(scratch):
+    """gpu_topology facts with two NUMA nodes add kernel.numa_balancing=0 to the drop-in; one node does not."""
+    tmp_path, base, _ = scratch
+    two = dict(base, gpu_topology={"numa_nodes": [{"id": 0}, {"id": 1}]})
+    result = run(tmp_path, two)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    lines = Path(base["host_tuning_sysctl_file"]).read_text().splitlines()
+    assert "kernel.numa_balancing=0" in lines
+    one = dict(base, gpu_topology={"numa_nodes": [{"id": 0}]})
+    result = run(tmp_path, one)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    lines = Path(base["host_tuning_sysctl_file"]).read_text().splitlines()
+    # the role owns the drop-in: the key it no longer sets is removed
+    assert not any(line.startswith("kernel.numa_balancing") for line in lines)
+    assert "removed:kernel.numa_balancing" in result.stdout
