@@ -159,7 +159,7 @@ def debian_mirror(root: Path = Path("/")) -> str:
                 for line in stanza.splitlines():
                     if line.startswith("#") or ":" not in line or line[:1].isspace():
                         continue
-                    key, _, value = line.partition(":")
+                    key, value = line.split(":", 1)
                     fields[key.strip().lower()] = value.strip()
                 if fields.get("enabled", "yes").lower() == "no":
                     continue
@@ -289,9 +289,9 @@ def log(msg: str) -> None:
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    kw.setdefault("check", True)
+    check = kw.pop("check", True)
     try:
-        return subprocess.run(cmd, **kw)
+        return subprocess.run(cmd, check=check, **kw)
     except FileNotFoundError as exc:
         raise LabVMError(f"{cmd[0]} not found: install the Debian packages in requirements-apt.txt "
                          "(make deps)") from exc

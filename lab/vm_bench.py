@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("vm up (whole command)", time.monotonic() - t0))
         inv = str(sdir / "inventory.yml")
         ping = min(_timed([str(bindir / "ansible"), "-i", inv, "all", "-m", "ansible.builtin.ping"], _env())
-                   for _ in range(3))
+                   for _attempt in range(3))
         rows.append(("ansible -m ping (best of 3, floor)", ping))
         with tempfile.TemporaryDirectory() as tmp:
             book = Path(tmp) / "tasks.yml"

@@ -167,7 +167,7 @@ def test_accel_auto_takes_hardware_kvm(tmp_path):
 
 
 def test_accel_auto_without_kvm_device_is_tcg(tmp_path):
-    root, _ = _sys(tmp_path, ["kvm", "kvm_intel"])
+    root = _sys(tmp_path, ["kvm", "kvm_intel"])[0]
     assert vm.choose_accel("auto", root, tmp_path / "no-such-kvm")[0] == "tcg"
     with pytest.raises(vm.LabVMError):
         vm.choose_accel("kvm", root, tmp_path / "no-such-kvm")
@@ -194,7 +194,7 @@ def test_free_port_skips_a_port_in_use():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        assert all(vm.free_port() != taken for _ in range(20))
+        assert all(vm.free_port() != taken for _attempt in range(20))
 
 
 # ----------------------------------------------------------------- qemu command line

@@ -83,8 +83,8 @@ def main():
         "sched_rt_runtime_us": int(read("/proc/sys/kernel/sched_rt_runtime_us") or -2),
         "rt_group_sched": os.path.exists(f"{CG}/system.slice/cpu.rt_runtime_us"),
     }
-    out["cpu_free_pct"], _, _ = busy("ifl-probe-free", [])
-    out["cpu_quota_pct"], out["cpu_quota_cpu_max"], _ = busy("ifl-probe-quota", ["CPUQuota=50%"])
+    out["cpu_free_pct"] = busy("ifl-probe-free", [])[0]
+    out["cpu_quota_pct"], out["cpu_quota_cpu_max"] = busy("ifl-probe-quota", ["CPUQuota=50%"])[:2]
     out["fifo_quota_pct"], out["fifo_cpu_max"], out["fifo_policy"] = busy(
         "ifl-probe-fifo", ["CPUQuota=20%", "CPUSchedulingPolicy=fifo", "CPUSchedulingPriority=10"])
     out["mem_limited"] = allocate("100M")
