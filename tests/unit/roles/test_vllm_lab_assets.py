@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+"""lab/assets.py (the lab's wheelhouse and model cache) and the stand-in model's chat template.
+
+The heavy parts (pip, torch) run in the molecule scenario ``vllm``; here: the cache
+keys, the reuse of a prepared wheelhouse, the Python 3.11 requirement, and the
+ChatML template rendered the way transformers renders chat templates.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+from lab import assets  # noqa: E402
+
+
+def load_builder():
+    spec = importlib.util.spec_from_file_location("tiny_build", ROOT / "tests" / "fixtures" / "tiny_qwen3_vl" / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_wheelhouse_key_follows_the_recipe():
+    a = assets.digest(assets.wheelhouse_recipe("0.32.0"))
+    assert a == assets.digest(assets.wheelhouse_recipe("0.32.0"))
+    assert a != assets.digest(assets.wheelhouse_recipe("0.31.0"))
+    assert len(a) == 12
+
+
+def test_prepared_wheelhouse_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "CACHE", tmp_path)
+    dest = tmp_path / ("wheelhouse-" + assets.digest(assets.wheelhouse_recipe("0.32.0")))
+    dest.mkdir()
+    (dest / "RECIPE.json").write_text("{}")
+
+    def no_run(*a, **k):
+        raise AssertionError("must not build again: %r" % (a,))
+
+    monkeypatch.setattr(assets, "run", no_run)
+    assert assets.build_wheelhouse(sys.executable, "0.32.0") == dest
+
+
+def test_python_311_is_required():
+    if sys.version_info[:2] == (3, 11):
+        pytest.skip("this interpreter is 3.11")
+    with pytest.raises(SystemExit) as err:
+        assets.find_python(sys.executable)
+    assert "no CPython 3.11 found" in str(err.value) and sys.executable in str(err.value)
+
+
+def render(messages, add_generation_prompt=True):
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(load_builder().CHAT_TEMPLATE).render(messages=messages,
+                                                                add_generation_prompt=add_generation_prompt)
+
+
+def test_chat_template_places_the_image_where_qwen_does():
+    out = render([{"role": "system", "content": "Be brief."},
+                  {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:..."}},
+                                               {"type": "text", "text": "What is this?"}]}])
+    assert out == ("<|im_start|>system\nBe brief.<|im_end|>\n"
+                   "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What is this?<|im_end|>\n"
+                   "<|im_start|>assistant\n")
+
+
+def test_chat_template_video_and_no_generation_prompt():
+    out = render([{"role": "user", "content": [{"type": "video", "video": "x"}, {"type": "text", "text": "Hi"}]}],
+                 add_generation_prompt=False)
+    assert out == "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Hi<|im_end|>\n"
+
+
+def test_special_tokens_cover_qwen_vision_tokens():
+    tokens = load_builder().SPECIAL_TOKENS
+    for t in ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>",
+              "<|endoftext|>"]:
+        assert t in tokens
+    assert len(set(tokens)) == len(tokens)
