@@ -8,7 +8,8 @@ across a reboot can only be shown here.
 
     python -m lab vm build [--force]
     python -m lab vm up     --name NAME [--disk-size 2G] [--memory 2048] [--cpus 2]
-                            [--accel auto|kvm|tcg] [--timeout 180]
+                            [--accel auto|kvm|tcg] [--cpu-model MODEL] [--timeout 180]
+                            [--kernel-arg ARG]... [--keep-on-failure]
     python -m lab vm down   --name NAME          # idempotent, also after a crash
     python -m lab vm status [--name NAME]
     python -m lab vm ssh    --name NAME -- CMD...
