@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Measure the machinery: how long Ansible takes on a lab fleet, as ratios to the ping floor.
 
 For each fleet size (default 4 and 16 nodes) and each strategy (core's

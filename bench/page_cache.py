@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How much the page-cache warm-up saves on the first read of a weight file.
 
 Writes a file on a disk-backed directory (default /var/tmp), then for N rounds:
@@ -39,11 +38,11 @@ def main():
     try:
         with os.fdopen(fd, "wb") as handle:
             chunk = os.urandom(1 << 20)
-            for _ in range(args.size_mib):
+            for _chunk in range(args.size_mib):
                 handle.write(chunk)
         size_bytes = args.size_mib << 20
         cold, warm, warmup, scan, cold_resident, warm_resident = [], [], [], [], [], []
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             pagecache.evict(path)
             cold_resident.append(pagecache.resident_bytes(path)[1] / float(size_bytes))
             cold.append(read_all(path))

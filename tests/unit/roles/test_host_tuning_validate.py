@@ -168,7 +168,7 @@ def test_good_input_writes_the_persisted_files(scratch):
 
 def test_multi_node_topology_turns_numa_balancing_off(scratch):
     """gpu_topology facts with two NUMA nodes add kernel.numa_balancing=0 to the drop-in; one node does not."""
-    tmp_path, base, _ = scratch
+    tmp_path, base, _unused = scratch
     two = dict(base, gpu_topology={"numa_nodes": [{"id": 0}, {"id": 1}]})
     result = run(tmp_path, two)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
