@@ -17,7 +17,8 @@ model from a local path.  This module prepares both on the host, cached under
 The nodes get them read-only with
 ``python -m lab up ... --bind WHEELHOUSE:/srv/wheelhouse:ro --bind MODELS:/srv/models-src:ro``.
 ``prepare`` prints ``wheelhouse: PATH``, ``models: PATH``, ``model: PATH`` and
-``served_model_name: NAME`` (or one JSON object with ``--json``).
+``served_model_name: NAME`` (or one JSON object with ``--json``); ``binds`` prints the
+``--bind`` arguments for ``python -m lab up``.
 """
 from __future__ import annotations
 
@@ -184,6 +185,11 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
     }
 
 
+def bind_pairs(info: dict) -> list[tuple[str, str]]:
+    """Host path -> node path, as playbooks/vars/lab_vllm.yml expects them."""
+    return [(info["wheelhouse"], "/srv/wheelhouse"), (info["models"], "/srv/models-src")]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.assets", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,7 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vllm-version", default=VLLM_VERSION)
     p.add_argument("--dense", action="store_true", help="dense Qwen3-VL instead of the MoE variant")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    b = sub.add_parser("binds", help="prepare (cached), then print the `python -m lab up` --bind arguments")
+    b.add_argument("--python")
+    b.add_argument("--vllm-version", default=VLLM_VERSION)
     args = ap.parse_args(argv)
+    if args.cmd == "binds":
+        info = prepare(args.python, args.vllm_version)
+        print(" ".join(f"--bind {src}:{dst}:ro" for src, dst in bind_pairs(info)))
+        return 0
     info = prepare(args.python, args.vllm_version, args.dense)
     if args.json:
         print(json.dumps(info))
