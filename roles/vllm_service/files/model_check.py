@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Is a model directory complete?  Standard library only; runs on the target.
 
 Usage: python3 model_check.py DIR

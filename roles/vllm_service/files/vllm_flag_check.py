@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Check `vllm serve` flags against the installed vLLM's own argument parser.
 
 Usage (inside the vLLM venv): python vllm_flag_check.py JSON

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Print a small RGB PNG (a colour gradient, 64x48) as a base64 data URL. Standard library only."""
 import base64
 import struct
