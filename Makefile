@@ -47,13 +47,10 @@ link:
 # random-weight Qwen3-VL stand-in), boot the nodes with them bind-mounted and a
 # data disk each, run playbooks/site.yml, print what each host found and did and
 # one `endpoint: ... model: ...` line per vLLM instance. The lab stays up.
-LAB_SITE_VARS := -e @lab/vars/site.yml -e @playbooks/vars/lab_vllm.yml
+LAB_SITE_VARS := -e @lab/vars/site.yml -e @lab/vars/vllm.yml
 lab: deps venv link
-	@mkdir -p .build
-	$(PY) -m lab.assets prepare --json > .build/lab-assets.json
-	$(PY) -m lab up --name $(LAB_NAME) --nodes $(LAB_NODES) --disk-size 2G \
-	  --bind "$$($(PY) -c 'import json; print(json.load(open(".build/lab-assets.json"))["wheelhouse"])'):/srv/wheelhouse:ro" \
-	  --bind "$$($(PY) -c 'import json; print(json.load(open(".build/lab-assets.json"))["models"])'):/srv/models-src:ro"
+	binds=$$($(PY) -m lab.assets binds) && \
+	  $(PY) -m lab up --name $(LAB_NAME) --nodes $(LAB_NODES) --disk-size 2G $$binds
 	$(PY) -m lab site --name $(LAB_NAME) -- $(LAB_SITE_VARS)
 
 lab-down: venv

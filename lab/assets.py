@@ -186,7 +186,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
 
 
 def bind_pairs(info: dict) -> list[tuple[str, str]]:
-    """Host path -> node path, as playbooks/vars/lab_vllm.yml expects them."""
+    """Host path -> node path, as lab/vars/vllm.yml expects them."""
     return [(info["wheelhouse"], "/srv/wheelhouse"), (info["models"], "/srv/models-src")]
 
 

@@ -24,7 +24,7 @@ COLL = ROOT / ".build" / "ansible_collections" / "inferfleet" / "gpu"
 # The scenarios `make test` runs, in this order (cheap first).  A scenario
 # joins this list once it passes on a fresh machine; one that exists but is
 # not listed is reported as such, so it is never silently left out.
-SCENARIOS = ["kernel", "lab", "nvidia_driver", "vm"]
+SCENARIOS = ["kernel", "lab", "nvidia_driver", "vllm", "vm"]
 
 
 def scenarios() -> list[str]:
