@@ -69,17 +69,8 @@ options:
       - Root of the tree holding C(sys/), C(proc/) and C(etc/). Tests pass a tree in a temporary directory.
     type: path
     default: /
-attributes:
-  check_mode:
-    description: Can run in check mode and predict the change without modifying the target.
-    support: full
-  diff_mode:
-    description: Returns the before and after of the runtime values and of the files it writes.
-    support: full
-  platform:
-    description: Target platforms.
-    support: full
-    platforms: [posix]
+extends_documentation_fragment:
+  - inferfleet.gpu.attributes.runtime_and_persisted
 notes:
   - Runtime values are written to sysfs with a plain write (sysfs files cannot be renamed over);
     the tmpfiles.d and grub files are written atomically.
