@@ -82,6 +82,8 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build"))
+    # molecule and ansible-lint call ansible-config, ansible-playbook, ... by name.
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env.setdefault("NO_COLOR", "1")
     env.setdefault("PY_COLORS", "0")
