@@ -43,37 +43,18 @@ import json
 import os
 from pathlib import Path
 
+from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist, parse_cpulist
+
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 TOPO_JSON = FIXTURES / "nvidia" / "nvidia-smi-topo-derived.json"
 
 NVIDIA = "0x10de"
 
 
-def _cpulist(cpus):
-    cpus = sorted(set(cpus))
-    if not cpus:
-        return ""
-    out = []
-    start = prev = cpus[0]
-    for cpu in cpus[1:]:
-        if cpu == prev + 1:
-            prev = cpu
-            continue
-        out.append(str(start) if start == prev else "%d-%d" % (start, prev))
-        start = prev = cpu
-    out.append(str(start) if start == prev else "%d-%d" % (start, prev))
-    return ",".join(out)
-
-
-def _parse(text):
-    cpus = set()
-    for part in filter(None, text.split(",")):
-        if "-" in part:
-            a, b = part.split("-")
-            cpus.update(range(int(a), int(b) + 1))
-        else:
-            cpus.add(int(part))
-    return cpus
+# The trees are written in the kernel's own cpulist format, with the
+# collection's formatter/parser (themselves tested on real captured trees).
+_cpulist = format_cpulist
+_parse = parse_cpulist
 
 
 def _mask(cpus):
