@@ -171,6 +171,11 @@ def _describe_gpus(gpus, homes):
         "" if len(nodes) == 1 else "s", ",".join(str(n) for n in nodes) or "unknown")
 
 
+def _divisors(total):
+    """The group sizes that split ``total`` GPUs evenly, for error messages (``"1, 2, 4, 8"``)."""
+    return ", ".join(str(d) for d in range(1, total + 1) if total % d == 0)
+
+
 def _gpu_instances(topology, pools, gpus_per_instance, instances):
     gpus = sorted(topology["gpus"], key=lambda g: g["index"])
     node_online = dict((n["id"], _cpus(n.get("cpus"))) for n in topology["numa_nodes"])
@@ -187,22 +192,20 @@ def _gpu_instances(topology, pools, gpus_per_instance, instances):
         gpus_per_instance = total
     elif gpus_per_instance is None:
         if total % instances:
-            divisors = [d for d in range(1, total + 1) if total % d == 0]
             raise PlacementError(
                 "instances=%d cannot be met: this host has %s and %d GPUs do not split into %d equal "
                 "groups; use instances in %s, or set gpus_per_instance too"
-                % (instances, described, total, instances, ", ".join(map(str, divisors))))
+                % (instances, described, total, instances, _divisors(total)))
         gpus_per_instance = total // instances
     if gpus_per_instance > total:
         raise PlacementError(
             "gpus_per_instance=%d cannot be met: this host has %s" % (gpus_per_instance, described))
     if instances is None:
         if total % gpus_per_instance:
-            divisors = [d for d in range(1, total + 1) if total % d == 0]
             raise PlacementError(
                 "gpus_per_instance=%d cannot be met: this host has %s and %d is not a multiple of %d; "
                 "use gpus_per_instance in %s, or set instances to leave GPUs unused"
-                % (gpus_per_instance, described, total, gpus_per_instance, ", ".join(map(str, divisors))))
+                % (gpus_per_instance, described, total, gpus_per_instance, _divisors(total)))
         instances = total // gpus_per_instance
     if instances * gpus_per_instance > total:
         raise PlacementError(

@@ -616,25 +616,17 @@ def gpus_from_pci(pci_devices):
 # block devices
 
 
+# Kernel name prefix -> kind, first match wins ("zram" before "ram").
+_BLOCK_KIND_PREFIXES = (
+    ("nvme", "nvme"), ("loop", "loop"), ("zram", "zram"), ("ram", "ram"), ("dm-", "dm"),
+    ("md", "md"), ("sr", "cdrom"), ("mmcblk", "mmc"), ("xvd", "xen"),
+)
+
+
 def _block_kind(name, target):
-    if name.startswith("nvme"):
-        return "nvme"
-    if name.startswith("loop"):
-        return "loop"
-    if name.startswith("zram"):
-        return "zram"
-    if name.startswith("ram"):
-        return "ram"
-    if name.startswith("dm-"):
-        return "dm"
-    if name.startswith("md"):
-        return "md"
-    if name.startswith("sr"):
-        return "cdrom"
-    if name.startswith("mmcblk"):
-        return "mmc"
-    if name.startswith("xvd"):
-        return "xen"
+    for prefix, kind in _BLOCK_KIND_PREFIXES:
+        if name.startswith(prefix):
+            return kind
     if "/virtio" in target or name.startswith("vd"):
         return "virtio"
     if re.search(r"/host\d+/", target) or name.startswith("sd"):

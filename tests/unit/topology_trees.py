@@ -43,7 +43,7 @@ import json
 import os
 from pathlib import Path
 
-from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist, parse_cpulist
+from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist, format_cpumask, parse_cpulist
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 TOPO_JSON = FIXTURES / "nvidia" / "nvidia-smi-topo-derived.json"
@@ -52,22 +52,12 @@ NVIDIA = "0x10de"
 
 
 # The trees are written in the kernel's own cpulist format, with the
-# collection's formatter/parser (themselves tested on real captured trees).
+# collection's formatters/parser (themselves tested on real captured trees).
 _cpulist = format_cpulist
 _parse = parse_cpulist
 
 
-def _mask(cpus):
-    value = 0
-    for cpu in cpus:
-        value |= 1 << cpu
-    words = []
-    while True:
-        words.append("%08x" % (value & 0xFFFFFFFF))
-        value >>= 32
-        if not value:
-            break
-    return ",".join(reversed(words))
+_mask = format_cpumask
 
 
 def _systems():
