@@ -8,7 +8,9 @@ SSH_COMMON_ARGS = ("-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no 
 
 
 def render(state: dict) -> dict:
-    """The inventory as a dict: groups ``lab_nodes`` and ``gpu_hosts`` under ``all``."""
+    """The inventory as a dict: groups ``lab_nodes`` and ``gpu_hosts`` under ``all``, and the
+    fleet's service groups ``gateways`` and ``monitoring`` holding the first node (the lab
+    has no spare machine for them; a real fleet names its own hosts)."""
     hosts = {}
     for node in sorted(state["nodes"], key=lambda n: n["index"]):
         hv = {
@@ -23,6 +25,7 @@ def render(state: dict) -> dict:
             hv["lab_data_disk"] = node["loop"]
         hosts[node["hostname"]] = hv
     names = {h: {} for h in hosts}
+    first = {h: {} for h in list(hosts)[:1]}
     return {
         "all": {
             "vars": {
@@ -34,6 +37,8 @@ def render(state: dict) -> dict:
             "children": {
                 "lab_nodes": {"hosts": hosts},
                 "gpu_hosts": {"hosts": dict(names)},
+                "gateways": {"hosts": dict(first)},
+                "monitoring": {"hosts": dict(first)},
             },
         }
     }

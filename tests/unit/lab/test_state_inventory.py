@@ -68,6 +68,8 @@ def test_inventory_groups_and_hostvars(doc):
     children = inv["all"]["children"]
     assert list(children["lab_nodes"]["hosts"]) == ["mol-lab-node1", "mol-lab-node2", "mol-lab-node3"]
     assert list(children["gpu_hosts"]["hosts"]) == list(children["lab_nodes"]["hosts"])
+    assert list(children["gateways"]["hosts"]) == ["mol-lab-node1"]
+    assert list(children["monitoring"]["hosts"]) == ["mol-lab-node1"]
     h1 = children["lab_nodes"]["hosts"]["mol-lab-node1"]
     assert h1 == {"ansible_host": "10.213.7.11", "ansible_user": "root",
                   "ansible_ssh_private_key_file": "/run/k/id_ed25519",
