@@ -1,6 +1,6 @@
 """Benchmark: the gpu_topology readers vs hwloc's lstopo on every fixture tree.
 
-For each ``shared/fixtures/topology/**/*.tar.bz2`` (unpacked once to a
+For each ``tests/fixtures/topology/**/*.tar.bz2`` (unpacked once to a
 tmpfs scratch directory), times
 
 * ``gather(root)`` of ``plugins/module_utils/topology.py`` in-process (what
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "topology"
+FIXTURES = ROOT / "tests" / "fixtures" / "topology"
 sys.path.insert(0, str(ROOT / ".build"))
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils.topology import (  # noqa: E402 pylint: disable=wrong-import-position

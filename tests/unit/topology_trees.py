@@ -2,7 +2,7 @@
 """Synthetic sysfs/procfs trees of GPU servers, for tests (a stand-in: no GPU here).
 
 No machine used for development or CI has a GPU, so these trees are built
-from the facts transcribed in ``shared/fixtures/nvidia/nvidia-smi-topo-derived.json``
+from the facts transcribed in ``tests/fixtures/nvidia/nvidia-smi-topo-derived.json``
 (per-GPU CPU affinity and NUMA node of real systems, by their ``id``) plus
 public PCI ids. They hold just what ``plugins/module_utils/topology.py``
 reads: CPUs with SMT siblings, NUMA nodes with meminfo, PCI devices with
@@ -45,7 +45,7 @@ from pathlib import Path
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist, format_cpumask, parse_cpulist
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOPO_JSON = FIXTURES / "nvidia" / "nvidia-smi-topo-derived.json"
 
 NVIDIA = "0x10de"
@@ -350,7 +350,7 @@ def build_tree(tmp_path, layout_name, name=None, **overrides):
 
 
 # --------------------------------------------------------------------------
-# the real captured trees of shared/fixtures/topology (hwloc's test suite)
+# the real captured trees of tests/fixtures/topology (hwloc's test suite)
 
 TOPOLOGY_FIXTURES = FIXTURES / "topology"
 REFERENCE_DIR = TOPOLOGY_FIXTURES / "reference"

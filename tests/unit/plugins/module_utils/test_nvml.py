@@ -4,7 +4,7 @@
 ``unittest.mock.create_autospec(pynvml)`` makes a stand-in whose functions
 have the real signatures: calling a function nvidia-ml-py does not have, or
 with the wrong arguments, fails the test. Its answers come from
-``shared/fixtures/nvidia/go-nvml-mock-dgx.json`` (what NVIDIA's go-nvml DGX
+``tests/fixtures/nvidia/go-nvml-mock-dgx.json`` (what NVIDIA's go-nvml DGX
 mocks encode). The NVML constants and exception classes stay the real ones.
 """
 

@@ -2,7 +2,7 @@
 """The sysfs/procfs readers on real captured trees (hwloc's answers as oracle)
 and on synthetic GPU servers.
 
-Reference trees: ``shared/fixtures/topology/*.tar.bz2`` against
+Reference trees: ``tests/fixtures/topology/*.tar.bz2`` against
 ``reference/*.answers.json`` (hwloc 2.9). ``more/`` trees: against
 ``hwloc-calc -i DIR --if fsroot`` run here (skipped only where hwloc-calc is
 absent; CI installs Debian's hwloc). Each tarball is unpacked once per test
