@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: inferfleet engineers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Readers of block device queues under ``/sys/block`` and the udev rule renderer.
+"""Block devices: the kind table, readers of their queues under ``/sys/block``, the udev rule renderer.
 
 Plain functions that take a ``root`` path; nothing here calls Ansible.
 """
@@ -14,37 +14,36 @@ import fnmatch
 import os
 import re
 
-from ansible_collections.inferfleet.gpu.plugins.module_utils.thp import parse_choice
+from ansible_collections.inferfleet.gpu.plugins.module_utils import sysfs
 
-# Kernel name -> kind.  Order matters: first match wins.
-_KIND_RES = [
-    ("nvme", re.compile(r"^nvme\d+n\d+$")),
-    ("scsi", re.compile(r"^sd[a-z]+$")),
-    ("virtio", re.compile(r"^vd[a-z]+$")),
-    ("xen", re.compile(r"^xvd[a-z]+$")),
-    ("mmc", re.compile(r"^mmcblk\d+$")),
-    ("loop", re.compile(r"^loop\d+$")),
-    ("zram", re.compile(r"^zram\d+$")),
-    ("dm", re.compile(r"^dm-\d+$")),
-    ("md", re.compile(r"^md\d+$")),
-    ("nbd", re.compile(r"^nbd\d+$")),
-    ("rbd", re.compile(r"^rbd\d+$")),
-]
-KINDS = tuple(kind for kind, regex in _KIND_RES) + ("other",)
+# The one table of block-device kinds, by the kernel's name for the device.
+# Both the facts (``gpu_topology``'s ``block_devices[].kind``) and the
+# ``io_scheduler`` rules (``kinds``, and the udev KERNEL globs that persist
+# them) use it, so a kind a fact reports is the kind a rule selects.
+# (kind, whole-disk name regex, udev KERNEL glob, virtual: not a disk a
+# model's weights live on). First match wins; anything else is ``other``.
+KIND_TABLE = (
+    ("nvme", r"^nvme\d+n\d+$", "nvme[0-9]*n[0-9]*", False),
+    ("scsi", r"^sd[a-z]+$", "sd[a-z]*", False),
+    ("virtio", r"^vd[a-z]+$", "vd[a-z]*", False),
+    ("xen", r"^xvd[a-z]+$", "xvd[a-z]*", False),
+    ("mmc", r"^mmcblk\d+$", "mmcblk[0-9]*", False),
+    ("loop", r"^loop\d+$", "loop[0-9]*", True),
+    ("zram", r"^zram\d+$", "zram[0-9]*", True),
+    ("ram", r"^ram\d+$", "ram[0-9]*", True),
+    ("dm", r"^dm-\d+$", "dm-[0-9]*", True),
+    ("md", r"^md\d+$", "md[0-9]*", True),
+    ("nbd", r"^nbd\d+$", "nbd[0-9]*", True),
+    ("rbd", r"^rbd\d+$", "rbd[0-9]*", True),
+    ("drbd", r"^drbd\d+$", "drbd[0-9]*", True),
+    ("cdrom", r"^sr\d+$", "sr[0-9]*", True),
+    ("floppy", r"^fd\d+$", "fd[0-9]*", True),
+)
+_KIND_RES = [(kind, re.compile(regex)) for kind, regex, _glob, _virtual in KIND_TABLE]
+KINDS = tuple(kind for kind, _regex, _glob, _virtual in KIND_TABLE) + ("other",)
+VIRTUAL_KINDS = frozenset(kind for kind, _regex, _glob, virtual in KIND_TABLE if virtual)
 # udev KERNEL globs for each kind (whole disks; ENV{DEVTYPE}=="disk" filters partitions).
-KIND_UDEV_GLOBS = {
-    "nvme": "nvme[0-9]*n[0-9]*",
-    "scsi": "sd[a-z]*",
-    "virtio": "vd[a-z]*",
-    "xen": "xvd[a-z]*",
-    "mmc": "mmcblk[0-9]*",
-    "loop": "loop[0-9]*",
-    "zram": "zram[0-9]*",
-    "dm": "dm-[0-9]*",
-    "md": "md[0-9]*",
-    "nbd": "nbd[0-9]*",
-    "rbd": "rbd[0-9]*",
-}
+KIND_UDEV_GLOBS = dict((kind, glob) for kind, _regex, glob, _virtual in KIND_TABLE)
 QUEUE_ATTRS = ("scheduler", "read_ahead_kb", "nr_requests")
 
 
@@ -56,52 +55,29 @@ def kind_of(name):
     return "other"
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except (IOError, OSError):
-        return None
-
-
-def _int(text):
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        return None
-
-
 def queue_path(root, name, attr):
     return os.path.join(root, "sys/block", name, "queue", attr)
 
 
 def read_device(root, name):
     """One device: name, kind, rotational, scheduler, schedulers, read_ahead_kb, nr_requests."""
-    sched_text = _read(queue_path(root, name, "scheduler"))
-    scheduler, schedulers = (None, None)
-    if sched_text is not None:
-        scheduler, schedulers = parse_choice(sched_text)
-        if schedulers is None and scheduler is not None:
-            schedulers = [scheduler]
-    rotational = _read(queue_path(root, name, "rotational"))
+    scheduler, schedulers = sysfs.read_choice(queue_path(root, name, "scheduler"))
+    rotational = sysfs.read(queue_path(root, name, "rotational"))
     return {
         "name": name,
         "kind": kind_of(name),
         "rotational": None if rotational is None else rotational == "1",
         "scheduler": scheduler,
-        "schedulers": schedulers or [],
-        "read_ahead_kb": _int(_read(queue_path(root, name, "read_ahead_kb"))),
-        "nr_requests": _int(_read(queue_path(root, name, "nr_requests"))),
+        "schedulers": schedulers,
+        "read_ahead_kb": sysfs.read_int(queue_path(root, name, "read_ahead_kb")),
+        "nr_requests": sysfs.read_int(queue_path(root, name, "nr_requests")),
     }
 
 
 def list_devices(root):
     """Every whole block device under ``root/sys/block`` that has a queue, sorted by name."""
-    base = os.path.join(root, "sys/block")
-    try:
-        names = sorted(os.listdir(base))
-    except (IOError, OSError):
-        return []
+    base = sysfs.under_root(root, "/sys/block")
+    names = sorted(sysfs.listdir(base))
     return [read_device(root, n) for n in names if os.path.isdir(os.path.join(base, n, "queue"))]
 
 
@@ -130,8 +106,7 @@ def assign(rules, devices):
 
 
 def write_queue_attr(root, name, attr, value):
-    with open(queue_path(root, name, attr), "w") as handle:
-        handle.write(str(value))
+    sysfs.write_value(queue_path(root, name, attr), value)
 
 
 def _udev_kernel_globs(rule):

@@ -14,7 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.inferfleet.gpu.plugins.module_utils.topology import normalize_bus_id, pci_sort_key
+from ansible_collections.inferfleet.gpu.plugins.module_utils.pci import normalize_bus_id, pci_sort_key
 
 
 def load_pynvml():

@@ -15,6 +15,8 @@ import os
 import re
 import shlex
 
+from ansible_collections.inferfleet.gpu.plugins.module_utils import sysfs
+
 THP_DIR = "sys/kernel/mm/transparent_hugepage"
 # The sysfs attributes this module knows, by our name -> path below THP_DIR.
 ATTRS = {
@@ -33,35 +35,13 @@ def sys_path(root, attr):
     return os.path.join(root, THP_DIR, ATTRS[attr])
 
 
-def parse_choice(text):
-    """Parse a sysfs choice file.
-
-    ``"always [madvise] never"`` -> ``("madvise", ["always", "madvise", "never"])``.
-    A file holding one plain word (``"1"``, or a test tree's ``"always"``)
-    gives ``(word, None)``: the offered choices are not known.
-    """
-    words = text.split()
-    selected = None
-    choices = []
-    for word in words:
-        if word.startswith("[") and word.endswith("]"):
-            word = word[1:-1]
-            selected = word
-        choices.append(word)
-    if selected is None:
-        return (words[0] if words else None), None
-    return selected, choices
-
-
 def read_attr(root, attr):
     """Read one attribute; ``None`` when the file does not exist."""
     path = sys_path(root, attr)
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (IOError, OSError):
+    text = sysfs.read(path)
+    if text is None:
         return None
-    value, choices = parse_choice(text)
+    value, choices = sysfs.parse_choice(text)
     return {"value": value, "choices": choices, "path": path}
 
 
@@ -72,8 +52,7 @@ def read_runtime(root):
 
 def write_attr(root, attr, value):
     """Write a value to a sysfs attribute (sysfs takes a plain write, not a rename)."""
-    with open(sys_path(root, attr), "w") as handle:
-        handle.write(value)
+    sysfs.write_value(sys_path(root, attr), value)
 
 
 def tmpfiles_target(attr):
@@ -140,12 +119,7 @@ def set_grub_cmdline(text, value):
 
 def proc_cmdline_value(root):
     """The ``transparent_hugepage=`` value the running kernel was booted with."""
-    try:
-        with open(os.path.join(root, "proc/cmdline")) as handle:
-            words = handle.read().split()
-    except (IOError, OSError):
-        return None
-    for word in words:
+    for word in (sysfs.read(sysfs.under_root(root, "/proc/cmdline")) or "").split():
         if word.startswith(CMDLINE_KEY + "="):
             return word.split("=", 1)[1]
     return None

@@ -41,7 +41,7 @@ options:
         description: Device kinds, derived from the kernel name.
         type: list
         elements: str
-        choices: [nvme, scsi, virtio, xen, mmc, loop, zram, dm, md, nbd, rbd, other]
+        choices: [nvme, scsi, virtio, xen, mmc, loop, zram, ram, dm, md, nbd, rbd, drbd, cdrom, floppy, other]
       rotational:
         description: Only devices whose C(queue/rotational) is this (V(false) for SSD/NVMe).
         type: bool
@@ -121,11 +121,8 @@ changed_items:
   sample: ["runtime:nvme0n1:scheduler"]
 """
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.inferfleet.gpu.plugins.module_utils import blockdev
+from ansible_collections.inferfleet.gpu.plugins.module_utils import blockdev, sysfs
 
 HEADER = ["Managed by inferfleet.gpu.io_scheduler: block device queue settings."]
 
@@ -194,24 +191,9 @@ def apply_runtime(module, root, rules, devices, assigned, result):
                                    "before": before, "after": after}
 
 
-def write_atomic(module, path, text):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=module.tmpdir)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    module.atomic_move(tmp, path)
-
-
 def apply_persisted(module, root, rules, result, diffs):
-    path = os.path.join(root, module.params["udev_rule_path"].lstrip("/"))
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (IOError, OSError):
-        text = None
+    path = sysfs.under_root(root, module.params["udev_rule_path"])
+    text = sysfs.read_text(path)
     new_text = blockdev.render_udev(rules, HEADER)
     changed = text != new_text
     result["udev_rule"] = {"path": path, "changed": changed}
@@ -219,7 +201,7 @@ def apply_persisted(module, root, rules, result, diffs):
         result["changed_items"].append("persisted:" + path)
         diffs.append({"before": text or "", "after": new_text, "before_header": path, "after_header": path})
         if not module.check_mode:
-            write_atomic(module, path, new_text)
+            sysfs.write_atomic(module, path, new_text)
 
 
 def runtime_diff(result):

@@ -121,10 +121,9 @@ reboot_required:
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.inferfleet.gpu.plugins.module_utils import thp as thp_utils
+from ansible_collections.inferfleet.gpu.plugins.module_utils import sysfs, thp as thp_utils
 
 HEADER = ["Managed by inferfleet.gpu.thp: transparent hugepages, applied at boot by systemd-tmpfiles."]
 
@@ -146,29 +145,6 @@ def build_module():
         required_if=[["kernel_cmdline", True, ["enabled"]]],
         supports_check_mode=True,
     )
-
-
-def under_root(root, path):
-    return os.path.join(root, path.lstrip("/"))
-
-
-def read_text(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def write_atomic(module, path, text):
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(dir=module.tmpdir)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o644)
-    module.atomic_move(tmp, path)
 
 
 def wanted_values(params):
@@ -215,8 +191,8 @@ def apply_runtime(module, root, wanted, result):
 
 
 def apply_persisted(module, root, wanted, result, diffs):
-    path = under_root(root, module.params["tmpfiles_path"])
-    text = read_text(path)
+    path = sysfs.under_root(root, module.params["tmpfiles_path"])
+    text = sysfs.read_text(path)
     before = thp_utils.parse_tmpfiles(text)
     new_text = thp_utils.render_tmpfiles(wanted, HEADER)
     changed = text != new_text
@@ -229,13 +205,13 @@ def apply_persisted(module, root, wanted, result, diffs):
         diffs.append({"before": text or "", "after": new_text,
                       "before_header": path, "after_header": path})
         if not module.check_mode:
-            write_atomic(module, path, new_text)
+            sysfs.write_atomic(module, path, new_text)
     result["persisted"] = {"path": path, "before": before, "after": wanted, "changed": changed}
 
 
 def apply_cmdline(module, root, wanted, result, diffs):
-    path = under_root(root, module.params["grub_defaults_path"])
-    text = read_text(path)
+    path = sysfs.under_root(root, module.params["grub_defaults_path"])
+    text = sysfs.read_text(path)
     before = thp_utils.grub_cmdline_value(text)
     booted = thp_utils.proc_cmdline_value(root)
     value = wanted["enabled"]
@@ -246,7 +222,7 @@ def apply_cmdline(module, root, wanted, result, diffs):
         diffs.append({"before": text or "", "after": new_text,
                       "before_header": path, "after_header": path})
         if not module.check_mode:
-            write_atomic(module, path, new_text)
+            sysfs.write_atomic(module, path, new_text)
     result["cmdline"] = {"path": path, "before": before, "after": value, "changed": changed, "booted": booted}
     result["reboot_required"] = changed or booted != value
 

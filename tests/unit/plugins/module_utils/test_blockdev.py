@@ -1,4 +1,6 @@
 """Readers and the udev renderer of module_utils.blockdev."""
+import fnmatch
+
 import pytest
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils import blockdev
@@ -7,10 +9,33 @@ from ansible_collections.inferfleet.gpu.plugins.module_utils import blockdev
 @pytest.mark.parametrize("name,kind", [
     ("nvme0n1", "nvme"), ("nvme12n3", "nvme"), ("sda", "scsi"), ("sdaa", "scsi"), ("vda", "virtio"),
     ("xvdb", "xen"), ("mmcblk0", "mmc"), ("loop7", "loop"), ("zram0", "zram"), ("dm-3", "dm"),
-    ("md127", "md"), ("nbd0", "nbd"), ("sr0", "other"), ("nvme0c0n1", "other"),
+    ("md127", "md"), ("nbd0", "nbd"), ("sr0", "cdrom"), ("ram0", "ram"), ("drbd1", "drbd"), ("fd0", "floppy"),
+    ("nvme0c0n1", "other"), ("sda1", "other"),
 ])
 def test_kind_of(name, kind):
     assert blockdev.kind_of(name) == kind
+
+
+@pytest.mark.parametrize("kind,name", [
+    ("nvme", "nvme3n2"), ("scsi", "sdab"), ("virtio", "vdc"), ("xen", "xvda"), ("mmc", "mmcblk1"),
+    ("loop", "loop12"), ("zram", "zram1"), ("ram", "ram15"), ("dm", "dm-0"), ("md", "md0"), ("nbd", "nbd15"),
+    ("rbd", "rbd0"), ("drbd", "drbd0"), ("cdrom", "sr1"), ("floppy", "fd0"),
+])
+def test_one_kind_table_for_facts_rules_and_udev(kind, name):
+    """The name rule and the udev glob of a kind select the same devices (io_scheduler persists by glob)."""
+    assert kind in blockdev.KINDS
+    assert blockdev.kind_of(name) == kind
+    assert fnmatch.fnmatchcase(name, blockdev.KIND_UDEV_GLOBS[kind])
+    others = [k for k in blockdev.KIND_UDEV_GLOBS if k != kind and fnmatch.fnmatchcase(name, blockdev.KIND_UDEV_GLOBS[k])]
+    assert others == []
+
+
+def test_every_kind_has_a_udev_glob_and_io_scheduler_offers_it():
+    from ansible_collections.inferfleet.gpu.plugins.modules import io_scheduler
+
+    assert set(blockdev.KINDS) - {"other"} == set(blockdev.KIND_UDEV_GLOBS)
+    assert set(blockdev.VIRTUAL_KINDS) == {"loop", "zram", "ram", "dm", "md", "nbd", "rbd", "drbd", "cdrom", "floppy"}
+    assert "choices: [%s]" % ", ".join(blockdev.KINDS) in io_scheduler.DOCUMENTATION
 
 
 def test_list_devices_reads_queue(tmp_path):

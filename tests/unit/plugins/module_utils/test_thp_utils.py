@@ -3,23 +3,6 @@ from hypothesis import given, strategies as st
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils import thp
 
-WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz+-", min_size=1, max_size=12)
-
-
-def test_parse_choice_real_kernel_text():
-    assert thp.parse_choice("always [madvise] never\n") == ("madvise", ["always", "madvise", "never"])
-    assert thp.parse_choice("always defer defer+madvise [madvise] never") == (
-        "madvise", ["always", "defer", "defer+madvise", "madvise", "never"])
-    assert thp.parse_choice("1\n") == ("1", None)
-    assert thp.parse_choice("") == (None, None)
-
-
-@given(words=st.lists(WORD, min_size=1, max_size=6, unique=True), data=st.data())
-def test_parse_choice_round_trip(words, data):
-    index = data.draw(st.integers(min_value=0, max_value=len(words) - 1))
-    text = " ".join("[%s]" % w if i == index else w for i, w in enumerate(words))
-    assert thp.parse_choice(text) == (words[index], words)
-
 
 @given(values=st.fixed_dictionaries({}, optional={
     "enabled": st.sampled_from(thp.ENABLED_MODES),

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.inferfleet.gpu.plugins.module_utils import topology as T
+from ansible_collections.inferfleet.gpu.plugins.module_utils import blockdev, pci as P, topology as T, topology_numa as N
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import (
     format_cpulist,
     parse_cpulist,
@@ -299,7 +299,7 @@ def test_wide_pci_domain():
     facts, _unused = T.gather(str(tt.cached_tree("hgx-h100")))
     bus_ids = [d["bus_id"] for d in facts["pci_devices"]]
     assert "10000:01:00.0" in bus_ids
-    assert bus_ids == sorted(bus_ids, key=T.pci_sort_key)
+    assert bus_ids == sorted(bus_ids, key=P.pci_sort_key)
     assert bus_ids[-1] == "10000:01:00.0"  # numeric domain order, not string order
 
 
@@ -377,7 +377,7 @@ def test_gpus_and_nvswitches(servers, name, gpus, nvswitches, nodes):
     assert [g["index"] for g in facts["gpus"]] == list(range(gpus))
     assert [g["numa_node"] for g in facts["gpus"]] == nodes
     bus = [g["bus_id"] for g in facts["gpus"]]
-    assert bus == sorted(bus, key=T.pci_sort_key)
+    assert bus == sorted(bus, key=P.pci_sort_key)
     for gpu in facts["gpus"]:
         node = [n for n in facts["numa_nodes"] if n["id"] == gpu["numa_node"]][0]
         assert gpu["local_cpus"] == node["cpus"]
@@ -456,6 +456,18 @@ def test_block_devices_real_tree(gathered):
     assert sda["numa_node"] is None  # its controller's locality is unknown (numa_node -1, all CPUs)
 
 
+def test_block_kinds_are_io_scheduler_kinds(gathered):
+    """The facts name each disk's kind with the table io_scheduler rules select by (one table)."""
+    facts, _unused = gathered(_tree("24em64t-2n6c2t+2mic.olddriver", more=True))
+    every = T.gather(str(tt.unpacked_tree(tt.TOPOLOGY_FIXTURES / "more" / "24em64t-2n6c2t+2mic.olddriver.tar.bz2")),
+                     include_virtual=True)[0]["block_devices"]
+    kinds = dict((d["name"], d["kind"]) for d in every)
+    assert kinds["sda"] == "scsi" and kinds["sr0"] == "cdrom" and kinds["ram0"] == "ram"
+    assert all(d["kind"] == blockdev.kind_of(d["name"]) for d in every)
+    assert all(d["virtual"] for d in every if d["name"] != "sda")
+    assert [d["name"] for d in facts["block_devices"]] == ["sda"]
+
+
 def test_cpuset_restriction_in_synthetic_tree():
     root = tt.cached_tree("hgx-h100", cpuset="0-31,112-143")
     facts, _unused = T.gather(str(root))
@@ -465,7 +477,7 @@ def test_cpuset_restriction_in_synthetic_tree():
 
 
 def test_helpers():
-    assert T.normalize_bus_id("00000000:07:00.0") == "0000:07:00.0"
-    assert T.normalize_bus_id(b"00010000:01:00.0\x00") == "10000:01:00.0"
-    assert T.parse_meminfo("\nNode 0 MemTotal:  10 kB\nMemFree: 2 kB\nHugePages_Total: 0\n") == {
+    assert P.normalize_bus_id("00000000:07:00.0") == "0000:07:00.0"
+    assert P.normalize_bus_id(b"00010000:01:00.0\x00") == "10000:01:00.0"
+    assert N.parse_meminfo("\nNode 0 MemTotal:  10 kB\nMemFree: 2 kB\nHugePages_Total: 0\n") == {
         "MemTotal": 10240, "MemFree": 2048, "HugePages_Total": 0}
