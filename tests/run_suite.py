@@ -2,7 +2,10 @@
 
 Stages: ``lint`` (ansible-lint, production profile), ``sanity``
 (ansible-test sanity from the ansible_collections/inferfleet/gpu link),
-``unit`` (pytest; each test counts) and one stage per molecule scenario under
+``unit`` (pytest on ``tests/unit``: modules, module_utils, filters and the lab
+in-process; each test counts), ``integration`` (pytest on ``tests/integration``:
+tests that run ``ansible``/``ansible-playbook`` on this machine; each test
+counts) and one stage per molecule scenario under
 ``extensions/molecule/`` (each scenario counts as one test).
 
 The last line is ``N passed, N failed`` and the exit code is non-zero when
@@ -37,13 +40,19 @@ def scenarios() -> list[str]:
     return list(SCENARIOS)
 
 
+def pytest_stage(name: str) -> list[str]:
+    """pytest on ``tests/NAME`` with its results in ``tests/output/NAME.xml``."""
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "--junitxml", str(ROOT / "tests" / "output" / f"{name}.xml"), f"tests/{name}"]
+
+
 def stages() -> list[tuple[str, list[str], Path]]:
     venv_bin = Path(sys.executable).parent
     out: list[tuple[str, list[str], Path]] = [
         ("lint", [str(venv_bin / "ansible-lint"), "--profile", "production", "--offline"], ROOT),
         ("sanity", [sys.executable, str(ROOT / "tests" / "sanity.py")], COLL),
-        ("unit", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                  "--junitxml", str(ROOT / "tests" / "output" / "unit.xml"), "tests/unit"], ROOT),
+        ("unit", pytest_stage("unit"), ROOT),
+        ("integration", pytest_stage("integration"), ROOT),
     ]
     for name in scenarios():
         out.append((f"molecule:{name}", [str(venv_bin / "molecule"), "test", "-s", name], ROOT))
@@ -92,11 +101,13 @@ def main() -> int:
     rows = []
     for name, cmd, cwd in todo:
         print(f"\n===== stage {name}: {' '.join(cmd)}", flush=True)
+        junit = ROOT / "tests" / "output" / f"{name}.xml"
+        junit.unlink(missing_ok=True)  # a stale report must not count for this run
         t0 = time.monotonic()
         rc = subprocess.call(cmd, cwd=cwd, env=env)
         secs = time.monotonic() - t0
-        if name == "unit" and (ROOT / "tests" / "output" / "unit.xml").exists():
-            p, f, s = junit_counts(ROOT / "tests" / "output" / "unit.xml")
+        if name in ("unit", "integration") and junit.exists():
+            p, f, s = junit_counts(junit)
             if rc != 0 and f == 0:
                 f = 1  # pytest failed before or outside a test (collection error, no tests)
             passed, failed, skipped = passed + p, failed + f, skipped + s

@@ -1,10 +1,9 @@
 """Unit tests of inferfleet.gpu.io_scheduler on /sys/block trees built in tmp_path."""
-import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.inferfleet.gpu.plugins.modules import io_scheduler
+from helpers import run_module
 
 MQ = "[mq-deadline] kyber bfq none\n"
 
@@ -36,14 +35,7 @@ RULES = [{"kinds": ["nvme"], "scheduler": "none"},
 
 def run(tmp_path, capsys, check=False, diff=False, **args):
     args.setdefault("root", str(tmp_path))
-    args["_ansible_check_mode"] = check
-    args["_ansible_diff"] = diff
-    args["_ansible_remote_tmp"] = str(tmp_path / "remote_tmp")
-    args["_ansible_keep_remote_files"] = False
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            io_scheduler.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(io_scheduler, tmp_path, capsys, check=check, diff=diff, **args)
 
 
 def test_kind_rules_pick_the_right_devices(tmp_path, capsys, fleet):

@@ -3,16 +3,15 @@
 Files on tmpfs are always resident, so the evicted case uses a disk-backed
 directory under /var/tmp (skipped when /var/tmp is itself tmpfs).
 """
-import json
 import os
 import shutil
 import tempfile
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils import pagecache
 from ansible_collections.inferfleet.gpu.plugins.modules import page_cache
+from helpers import run_module
 
 MIB = 1024 * 1024
 
@@ -51,13 +50,7 @@ def make_weights(directory, sizes):
 
 
 def run(capsys, tmp, check=False, **args):
-    args["_ansible_check_mode"] = check
-    args["_ansible_remote_tmp"] = str(tmp)
-    args["_ansible_keep_remote_files"] = False
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            page_cache.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(page_cache, tmp, capsys, check=check, **args)
 
 
 def test_evicted_files_are_read_and_reported(disk_dir, tmp_path, capsys):

@@ -1,10 +1,6 @@
 """Unit tests of inferfleet.gpu.thp on THP trees built in tmp_path."""
-import json
-
-import pytest
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.inferfleet.gpu.plugins.modules import thp
+from helpers import run_module
 
 ENABLED = "always [madvise] never\n"
 DEFRAG = "always defer defer+madvise [madvise] never\n"
@@ -23,14 +19,7 @@ def make_tree(tmp_path, enabled=ENABLED, defrag=DEFRAG, khugepaged="1\n", cmdlin
 
 def run(tmp_path, capsys, check=False, diff=False, **args):
     args.setdefault("root", str(tmp_path))
-    args["_ansible_check_mode"] = check
-    args["_ansible_diff"] = diff
-    args["_ansible_remote_tmp"] = str(tmp_path / "remote_tmp")
-    args["_ansible_keep_remote_files"] = False
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            thp.main()
-    return json.loads(capsys.readouterr().out)
+    return run_module(thp, tmp_path, capsys, check=check, diff=diff, **args)
 
 
 def test_sets_runtime_and_persists(tmp_path, capsys):

@@ -2,17 +2,13 @@
 """The vllm_service unit template, rendered by Ansible for an HGX H100 placement plan.
 
 The plan comes from the real planner on the synthetic HGX H100 tree
-(tests/unit/topology_trees.py: 8 GPUs, 2 NUMA nodes, GPUs 0-3 on CPUs
+(tests/topology_trees.py: 8 GPUs, 2 NUMA nodes, GPUs 0-3 on CPUs
 0-55,112-167); the template is the role's own, rendered by ansible-playbook
 with the role's defaults and vars, so filters, quoting and defaults are real.
 """
 
 import json
-import os
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -22,24 +18,10 @@ from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import pars
 from ansible_collections.inferfleet.gpu.plugins.module_utils.placement import plan_placement
 
 import topology_trees as tt
+from helpers import ROOT, run_playbook
 
-REPO = Path(__file__).resolve().parents[3]
-ROLE = REPO / "roles" / "vllm_service"
-VENV_BIN = Path(sys.executable).parent
+ROLE = ROOT / "roles" / "vllm_service"
 GIB = 1024 ** 3
-
-
-def _env():
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build"),
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-        "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
-        "LC_ALL": "C.UTF-8",
-    })
-    return env
 
 
 def render(tmp_path, plan, **overrides):
@@ -74,8 +56,7 @@ def render(tmp_path, plan, **overrides):
       loop_control:
         loop_var: instance
 """ % {"role": ROLE, "vars": tmp_path / "vars.json", "out": out})
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml")],
-                          env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    proc = run_playbook(tmp_path / "play.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return {int(p.stem): p.read_text() for p in out.glob("*.service")}
 

@@ -11,14 +11,13 @@ do get written when validation passes (so the test can tell).
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from helpers import ANSIBLE_PLAYBOOK, run_playbook
+
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="reads /sys and runs blkid as root"),
@@ -82,17 +81,9 @@ def scratch(tmp_path):
 
 def run(tmp_path, extra_vars):
     (tmp_path / "vars.json").write_text(json.dumps(extra_vars))
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"),
-               ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
-               ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"))
-    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(tmp_path / "site.yml"), "-e", "@" + str(tmp_path / "vars.json")],
-        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
+    return run_playbook(tmp_path / "site.yml", extra_vars=tmp_path / "vars.json", cwd=tmp_path,
+                        env={"ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+                             "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-remote")})
 
 
 DEV, OFFERED = first_block_device_with_scheduler()

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist, format_cpumask, parse_cpulist
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TOPO_JSON = FIXTURES / "nvidia" / "nvidia-smi-topo-derived.json"
 
 NVIDIA = "0x10de"
@@ -441,3 +441,36 @@ def unpacked_tree(tarball):
     root = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
     _UNPACKED[tarball] = root
     return root
+
+
+# --------------------------------------------------------------------------
+# the gpu_topology fact's contract: the names other roles rely on
+
+CONTRACT = {
+    "cpus": {"online": str, "count": int, "allowed": str, "threads_per_core": int, "smt_siblings": list},
+    "numa_nodes": {"id": int, "cpus": str, "memory_bytes": (int, type(None))},
+    "pci_devices": {"bus_id": str, "vendor_id": (str, type(None)), "device_id": (str, type(None)),
+                    "class_id": (str, type(None)), "numa_node": (int, type(None)),
+                    "local_cpus": (str, type(None))},
+    "gpus": {"index": int, "bus_id": str, "numa_node": (int, type(None)), "local_cpus": (str, type(None)),
+             "name": (str, type(None)), "uuid": (str, type(None)),
+             "memory_total_bytes": (int, type(None)), "nvml_numa_node": (int, type(None)),
+             "nvlink_peers": list, "mig_mode": (dict, type(None))},
+    "block_devices": {"name": str, "kind": str, "rotational": (bool, type(None)),
+                      "scheduler": (str, type(None)), "schedulers": list, "numa_node": (int, type(None)),
+                      "model": (str, type(None)), "size_bytes": (int, type(None)),
+                      "removable": (bool, type(None))},
+    "nvml": {"available": bool, "error": (str, type(None))},
+}
+
+
+def check_contract(fact):
+    """The names other roles rely on, with their types."""
+    for key, fields in CONTRACT.items():
+        value = fact[key]
+        for item in (value if isinstance(value, list) else [value]):
+            for field, kind in fields.items():
+                assert isinstance(item[field], kind), (key, field, item[field])
+    assert isinstance(fact["nvswitch_count"], int)
+    assert isinstance(fact["memory_total_bytes"], int) and fact["memory_total_bytes"] > 0
+    assert fact["cpus"]["count"] == len(parse_cpulist(fact["cpus"]["online"]))

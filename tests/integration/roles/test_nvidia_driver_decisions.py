@@ -5,27 +5,21 @@ module flavour and the version pin are pure functions of the variables and
 the ``gpu_topology`` fact. These tests gather that fact with the real
 ``inferfleet.gpu.gpu_topology`` module from synthetic sysfs trees of an HGX
 H100 (4 NVSwitches), a DGX A100 (6 NVSwitches) and a PCIe L40S server (none)
-built by ``tests/unit/topology_trees.py``, then let the role's own
+built by ``tests/topology_trees.py``, then let the role's own
 ``vars/main.yml`` decide (``include_role: tasks_from: validate`` -- read-only
 tasks only -- with ``public: true``) and compare with what must come out.
 
 Everything runs in one ansible-playbook call (one inventory host per case,
 connection local): nothing on this machine is changed.
 """
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from topology_trees import build_tree  # noqa: E402  (tests/unit is not a package)
-
-ROOT = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+from helpers import ANSIBLE_PLAYBOOK, playbook_results, run_playbook
+from topology_trees import build_tree
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="no ansible-playbook next to this Python")
 
@@ -71,20 +65,14 @@ def run_cases(tmp_path: Path, cases: dict) -> dict:
                                    for name, vars in cases.items()}}}
     (tmp_path / "inventory.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"),
-               ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "play.yml")],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    proc = run_playbook(tmp_path / "play.yml", inventory=tmp_path / "inventory.yml", json_output=True)
     results = {}
-    for play in out["plays"]:
-        for task in play["tasks"]:
-            for host, res in task["hosts"].items():
-                if res.get("failed"):
-                    results[host] = {"failed": True, "msg": res.get("msg", "")}
-                elif task["task"]["name"] == "Report the decisions":
-                    results[host] = res["msg"]
+    for task, hosts in playbook_results(proc).items():
+        for host, res in hosts.items():
+            if res.get("failed"):
+                results[host] = {"failed": True, "msg": res.get("msg", "")}
+            elif task == "Report the decisions":
+                results[host] = res["msg"]
     missing = set(cases) - set(results)
     assert not missing, f"no result for {missing}: {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
     return results

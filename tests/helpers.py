@@ -1,0 +1,78 @@
+"""What the tests share: the repository's paths, the Ansible environment, and
+runners for a module (in-process) and for a playbook (``ansible-playbook``).
+
+    from helpers import ROOT, ansible_env, run_module, run_playbook
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+VENV_BIN = Path(sys.executable).parent
+ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook"
+
+
+def ansible_env(json_output=False, **extra):
+    """The environment Ansible commands run with: this repository's config and collection.
+
+    ``json_output``: results as one JSON document on stdout (the ``ansible.builtin.json``
+    callback); otherwise the default callback. ``extra`` adds or overrides variables.
+    """
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".build"),
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
+        "LC_ALL": "C.UTF-8",
+    })
+    if json_output:
+        env.update({"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"})
+    else:
+        env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    env.update(extra)
+    return env
+
+
+def run_playbook(playbook, inventory="localhost,", extra_vars=None, json_output=False, cwd=None, timeout=300,
+                 env=None):
+    """Run ``ansible-playbook`` on a playbook file; return the CompletedProcess (never raises on failure).
+
+    ``extra_vars``: a path to a vars file (passed as ``-e @PATH``). ``env``: extra environment.
+    """
+    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)]
+    if extra_vars:
+        cmd += ["-e", "@%s" % extra_vars]
+    return subprocess.run(cmd, cwd=str(cwd) if cwd else None, env=ansible_env(json_output, **(env or {})),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def playbook_results(proc):
+    """``{task name: {host: result}}`` from the JSON output of :func:`run_playbook` (``json_output=True``)."""
+    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    results = {}
+    for play in out["plays"]:
+        for task in play["tasks"]:
+            results.setdefault(task["task"]["name"], {}).update(task["hosts"])
+    return results
+
+
+def run_module(module, tmp_path, capsys, check=False, diff=False, **args):
+    """Run a module's ``main()`` in this process with ``args``; return its JSON result."""
+    args["_ansible_check_mode"] = check
+    args["_ansible_diff"] = diff
+    args["_ansible_remote_tmp"] = str(Path(tmp_path) / "remote_tmp")
+    args["_ansible_keep_remote_files"] = False
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            module.main()
+    return json.loads(capsys.readouterr().out)
