@@ -32,7 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-CACHE = Path(os.environ.get("INFERFLEET_LAB_CACHE", "/var/cache/inferfleet-lab"))
+from lab import paths
+
+CACHE = paths.CACHE_DIR
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_BUILDER = ROOT / "tests" / "fixtures" / "tiny_qwen3_vl" / "build.py"
 SERVED_NAME = "qwen3-vl-tiny-standin"

@@ -1,50 +1,76 @@
-"""Render the lab's Ansible inventory (YAML) from its state."""
+"""Render the lab's Ansible inventories (YAML), for both back ends.
+
+Every lab host is reached as root with the lab's key over SSH and carries
+``lab_kind`` (``nspawn`` or ``vm``) and ``lab_name``; every host is in
+``gpu_hosts``. An nspawn lab puts its nodes in ``lab_nodes`` and names node 1
+for the fleet's service groups ``gateways`` and ``monitoring`` (the lab has no
+spare machine for them; a real fleet names its own hosts); the VM is in
+``lab_vms``.
+"""
 from __future__ import annotations
+
+from pathlib import Path
 
 import yaml
 
-SSH_COMMON_ARGS = ("-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no "
-                   "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=120s")
+from lab import ssh
+
+def host_vars(address: str, key: str | Path, kind: str, name: str, **extra) -> dict:
+    """The variables of one lab host."""
+    hv = {
+        "ansible_host": address,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(key),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "lab_kind": kind,
+        "lab_name": name,
+    }
+    hv.update(extra)
+    return hv
+
+
+def document(children: dict, all_vars: dict | None = None, ssh_args: str = ssh.ANSIBLE_SSH_ARGS) -> dict:
+    """An inventory with ``ansible_ssh_common_args`` and ``all_vars`` under ``all``."""
+    return {"all": {"vars": {"ansible_ssh_common_args": ssh_args, **(all_vars or {})},
+                    "children": children}}
+
+
+def dump_document(doc: dict, header: str) -> str:
+    return f"# {header}\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
 
 
 def render(state: dict) -> dict:
-    """The inventory as a dict: groups ``lab_nodes`` and ``gpu_hosts`` under ``all``, and the
-    fleet's service groups ``gateways`` and ``monitoring`` holding the first node (the lab
-    has no spare machine for them; a real fleet names its own hosts)."""
+    """The inventory of an nspawn lab as a dict (from its state)."""
     hosts = {}
     for node in sorted(state["nodes"], key=lambda n: n["index"]):
-        hv = {
-            "ansible_host": node["ip"],
-            "ansible_user": "root",
-            "ansible_ssh_private_key_file": state["ssh_key"],
-            "ansible_python_interpreter": "/usr/bin/python3",
-            "lab_kind": "nspawn",
-            "lab_name": state["name"],
-        }
-        if node.get("loop"):
-            hv["lab_data_disk"] = node["loop"]
-        hosts[node["hostname"]] = hv
+        extra = {"lab_data_disk": node["loop"]} if node.get("loop") else {}
+        hosts[node["hostname"]] = host_vars(node["ip"], state["ssh_key"], "nspawn", state["name"], **extra)
     names = {h: {} for h in hosts}
     first = {h: {} for h in list(hosts)[:1]}
-    return {
-        "all": {
-            "vars": {
-                "ansible_ssh_common_args": SSH_COMMON_ARGS,
-                # the host's address on the lab bridge: where nodes reach services the host runs
-                "lab_gateway": state["gateway"],
-                "lab_subnet": state["subnet"],
-            },
-            "children": {
-                "lab_nodes": {"hosts": hosts},
-                "gpu_hosts": {"hosts": dict(names)},
-                "gateways": {"hosts": dict(first)},
-                "monitoring": {"hosts": dict(first)},
-            },
-        }
-    }
+    return document(
+        {
+            "lab_nodes": {"hosts": hosts},
+            "gpu_hosts": {"hosts": dict(names)},
+            "gateways": {"hosts": dict(first)},
+            "monitoring": {"hosts": dict(first)},
+        },
+        # the host's address on the lab bridge: where nodes reach services the host runs
+        {"lab_gateway": state["gateway"], "lab_subnet": state["subnet"]},
+    )
 
 
 def dump(state: dict) -> str:
-    header = (f"# inferfleet lab {state['name']!r}: {len(state['nodes'])} nspawn node(s) on "
-              f"{state['subnet']} (written by `python -m lab up`; removed by `down`)\n")
-    return header + yaml.safe_dump(render(state), sort_keys=False, default_flow_style=False)
+    return dump_document(render(state), f"inferfleet lab {state['name']!r}: {len(state['nodes'])} nspawn node(s) on "
+                                        f"{state['subnet']} (written by `python -m lab up`; removed by `down`)")
+
+
+def render_vm(*, name: str, port: int, key: str | Path, accel: str, data_disk: str) -> dict:
+    """The inventory of one VM (SSH forwarded to a loopback port)."""
+    host = f"{name}-vm"
+    hv = host_vars("127.0.0.1", key, "vm", name, ansible_port=port, lab_accel=accel, lab_data_disk=data_disk)
+    return document({"lab_vms": {"hosts": {host: hv}}, "gpu_hosts": {"hosts": {host: {}}}},
+                    ssh_args=ssh.ANSIBLE_SSH_ARGS_BASE)
+
+
+def dump_vm(**kw) -> str:
+    return dump_document(render_vm(**kw), "written by `python -m lab vm up`; removed by `python -m lab vm down`")

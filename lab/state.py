@@ -13,8 +13,10 @@ import os
 import tempfile
 from pathlib import Path
 
-RUN_DIR = Path(os.environ.get("INFERFLEET_LAB_RUN", "/run/inferfleet-lab"))
-DATA_DIR = Path(os.environ.get("INFERFLEET_LAB_DATA", "/var/lib/inferfleet-lab"))
+from lab import paths
+
+RUN_DIR = paths.RUN_DIR
+DATA_DIR = paths.DATA_DIR
 STATE_VERSION = 1
 
 
@@ -37,7 +39,7 @@ def inventory_path(name: str, run_dir: Path = RUN_DIR) -> Path:
 def new_state(name: str, index: int, nodes: int, rootfs: str, key: str,
               disk_size: str | None = None, binds: list[dict] | None = None,
               data_dir: Path = DATA_DIR) -> dict:
-    from lab import net  # local: keep this module import-light for the tests
+    from lab.nspawn import net  # local: keep this module import-light for the tests
     return {
         "version": STATE_VERSION,
         "name": name,

@@ -1,7 +1,7 @@
 """The recipe hash that keys the image cache, and the mirror lookup."""
 import json
 
-from lab import image
+from lab.nspawn import image
 
 
 def test_hash_is_stable_and_order_insensitive():
@@ -31,24 +31,6 @@ def test_recipe_carries_the_packages_the_issue_names():
 def test_rootfs_path_is_keyed_by_hash(tmp_path):
     rec = image.recipe("http://x/debian")
     assert image.rootfs_path(rec, tmp_path) == tmp_path / f"rootfs-{image.recipe_hash(rec)}"
-
-
-def test_mirror_from_deb822_sources(tmp_path):
-    (tmp_path / "sources.list.d").mkdir()
-    (tmp_path / "sources.list.d" / "debian.sources").write_text(
-        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\n"
-        "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm\n")
-    assert image.default_mirror(tmp_path) == "http://mirror.example/debian"
-
-
-def test_mirror_from_one_line_sources(tmp_path):
-    (tmp_path / "sources.list").write_text(
-        "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main\n")
-    assert image.default_mirror(tmp_path) == "http://m.example/debian"
-
-
-def test_mirror_falls_back_to_debian(tmp_path):
-    assert image.default_mirror(tmp_path) == "http://deb.debian.org/debian"
 
 
 def test_post_build_masks_units_and_resets_machine_id(tmp_path):

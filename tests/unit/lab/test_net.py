@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given, strategies as s
 
-from lab import net
+from lab.nspawn import net
 
 
 def test_first_free_subnet_on_empty_host():

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from lab import limits, nodes, site, state as st
+from lab import mounts, site, state as st
+from lab.nspawn import limits, nodes
 
 
 @pytest.mark.parametrize("spec,want", [
@@ -67,11 +68,11 @@ MOUNTINFO = """\
 def test_mounts_under_deepest_first_and_no_prefix_confusion(tmp_path):
     mi = tmp_path / "mountinfo"
     mi.write_text(MOUNTINFO)
-    got = nodes.mounts_under("/var/lib/inferfleet-lab/lab/node1", str(mi))
+    got = mounts.mounts_under("/var/lib/inferfleet-lab/lab/node1", str(mi))
     assert got == ["/var/lib/inferfleet-lab/lab/node1/root/mnt", "/var/lib/inferfleet-lab/lab/node1/root"]
-    assert len(nodes.mounts_under("/var/lib/inferfleet-lab/lab", str(mi))) == 3
-    assert nodes.is_mountpoint("/var/lib/inferfleet-lab/lab2/node1/root", str(mi))
-    assert not nodes.is_mountpoint("/var/lib/inferfleet-lab/lab2", str(mi))
+    assert len(mounts.mounts_under("/var/lib/inferfleet-lab/lab", str(mi))) == 3
+    assert mounts.is_mountpoint("/var/lib/inferfleet-lab/lab2/node1/root", str(mi))
+    assert not mounts.is_mountpoint("/var/lib/inferfleet-lab/lab2", str(mi))
 
 
 def test_cgroup_pids_and_removal_on_a_tree(tmp_path):
@@ -190,8 +191,8 @@ def test_hybrid_host_uses_the_named_hierarchies(tmp_path):
 @pytest.mark.parametrize("machine,owned", [("a-node1", True), ("a-node12", True), ("a-nodex-node1", False),
                                            ("a-node1x", False), ("ab-node1", False), ("a-node", False)])
 def test_node_ownership_by_name(machine, owned):
-    from lab import cli
-    assert cli.is_node_of("a", machine) is owned
+    from lab.nspawn import commands
+    assert commands.is_node_of("a", machine) is owned
 
 
 def test_site_summary_ends_with_bare_endpoint_lines_and_cuts_long_messages():

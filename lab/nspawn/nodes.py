@@ -17,6 +17,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab import mounts, ssh
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 CGROUP_HIERARCHIES = ("systemd", "unified", "devices")
@@ -98,29 +100,11 @@ def nspawn_command(state: dict, node: dict) -> list[str]:
 
 # --- overlay ------------------------------------------------------------------
 
-def is_mountpoint(path: str | Path, mountinfo: str = "/proc/self/mountinfo") -> bool:
-    path = os.path.realpath(path)
-    with open(mountinfo) as f:
-        return any(line.split()[4] == path for line in f)
-
-
-def mounts_under(prefix: str | Path, mountinfo: str = "/proc/self/mountinfo") -> list[str]:
-    """Mount points at or below ``prefix``, deepest first (unmount order)."""
-    prefix = os.path.realpath(prefix)
-    found = []
-    with open(mountinfo) as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == prefix or mp.startswith(prefix + "/"):
-                found.append(mp)
-    return sorted(set(found), key=lambda p: p.count("/"), reverse=True)
-
-
 def mount_overlay(rootfs: str, node_dir: Path) -> None:
     upper, work, merged = node_dir / "upper", node_dir / "work", node_dir / "root"
     for d in (upper, work, merged):
         d.mkdir(parents=True, exist_ok=True)
-    if is_mountpoint(merged):
+    if mounts.is_mountpoint(merged):
         return
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                     f"lowerdir={rootfs},upperdir={upper},workdir={work}", str(merged)],
@@ -129,7 +113,7 @@ def mount_overlay(rootfs: str, node_dir: Path) -> None:
 
 def umount_all(prefix: str | Path) -> list[str]:
     done = []
-    for mp in mounts_under(prefix):
+    for mp in mounts.mounts_under(prefix):
         proc = subprocess.run(["umount", mp], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             subprocess.run(["umount", "-l", mp], capture_output=True, check=False)
@@ -343,7 +327,7 @@ def detach_disk(node_dir: Path) -> list[str]:
 
 def remove_node_dir(node_dir: Path) -> None:
     if node_dir.exists():
-        if mounts_under(node_dir):
+        if mounts.mounts_under(node_dir):
             raise RuntimeError(f"refusing to remove {node_dir}: something is still mounted there")
         shutil.rmtree(node_dir)
 
@@ -357,12 +341,6 @@ def ssh_banner(ip: str, timeout: float = 0.5) -> bool:
             return s.recv(4).startswith(b"SSH-")
     except OSError:
         return False
-
-
-def ssh_command(key: str, ip: str, *remote: str) -> list[str]:
-    return ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=5", f"root@{ip}", *remote]
 
 
 def wait_ssh(state: dict, timeout: float = 120.0) -> dict[str, float]:
@@ -381,7 +359,7 @@ def wait_ssh(state: dict, timeout: float = 120.0) -> dict[str, float]:
             if not pid_alive(node.get("pid"), host):
                 raise RuntimeError(f"{host}: systemd-nspawn exited; see {node.get('log')}")
             if ssh_banner(node["ip"]):
-                procs[host] = subprocess.Popen(ssh_command(state["ssh_key"], node["ip"], "true"),
+                procs[host] = subprocess.Popen(ssh.command(state["ssh_key"], node["ip"], "true"),
                                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                                stderr=subprocess.DEVNULL)
                 del pending[host]

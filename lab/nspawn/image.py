@@ -8,17 +8,18 @@ stays until ``python -m lab image --prune`` removes it.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-CACHE_DIR = Path(os.environ.get("INFERFLEET_LAB_CACHE", "/var/cache/inferfleet-lab"))
+from lab import apt, paths
+from lab.recipe import digest as recipe_digest
+
+CACHE_DIR = paths.CACHE_DIR
 
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-venv",
@@ -38,36 +39,13 @@ MASKED_UNITS = (
 POST_VERSION = 2
 
 
-def default_mirror(sources_dir: str | Path = "/etc/apt") -> str:
-    """The Debian mirror apt already uses here (first ``debian`` URI found)."""
-    sources_dir = Path(sources_dir)
-    candidates = []
-    for path in sorted(sources_dir.glob("sources.list.d/*.sources")):
-        for line in path.read_text(errors="replace").splitlines():
-            m = re.match(r"\s*URIs:\s*(\S+)", line)
-            if m:
-                candidates.append(m.group(1))
-    lists = [sources_dir / "sources.list"] + sorted(sources_dir.glob("sources.list.d/*.list"))
-    for path in lists:
-        if not path.is_file():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            m = re.match(r"\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)", line)
-            if m:
-                candidates.append(m.group(1))
-    for uri in candidates:
-        if uri.rstrip("/").endswith("/debian"):
-            return uri.rstrip("/")
-    return "http://deb.debian.org/debian"
-
-
 def recipe(mirror: str | None = None) -> dict:
     """Everything that decides what the tree contains."""
     return {
-        "suite": "bookworm",
+        "suite": apt.SUITE,
         "variant": "minbase",
         "arch": "amd64",
-        "mirror": mirror or default_mirror(),
+        "mirror": mirror or apt.debian_mirror(),
         "packages": sorted(PACKAGES),
         "masked": sorted(MASKED_UNITS),
         "post_version": POST_VERSION,
@@ -81,8 +59,7 @@ def recipe_hash(rec: dict) -> str:
         norm["packages"] = sorted(set(norm["packages"]))
     if "masked" in norm:
         norm["masked"] = sorted(set(norm["masked"]))
-    blob = json.dumps(norm, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return recipe_digest(norm, 16)
 
 
 def rootfs_path(rec: dict, cache_dir: Path = CACHE_DIR) -> Path:

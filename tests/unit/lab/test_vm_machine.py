@@ -20,20 +20,21 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lab import vm  # noqa: E402  (after the sys.path fix above)
+from lab import inventory  # noqa: E402  (after the sys.path fix above)
+from lab.vm import base, image as vm_image, machine as vm  # noqa: E402
 
 
 # ----------------------------------------------------------------- recipe hash
 
 def test_recipe_hash_is_stable_and_short():
-    assert vm.recipe_hash() == vm.recipe_hash(dict(vm.RECIPE))
-    assert len(vm.recipe_hash()) == 12
-    int(vm.recipe_hash(), 16)
+    assert vm_image.recipe_hash() == vm_image.recipe_hash(dict(vm_image.RECIPE))
+    assert len(vm_image.recipe_hash()) == 12
+    int(vm_image.recipe_hash(), 16)
 
 
 def test_recipe_hash_ignores_key_order():
-    reordered = dict(reversed(list(vm.RECIPE.items())))
-    assert vm.recipe_hash(reordered) == vm.recipe_hash(vm.RECIPE)
+    reordered = dict(reversed(list(vm_image.RECIPE.items())))
+    assert vm_image.recipe_hash(reordered) == vm_image.recipe_hash(vm_image.RECIPE)
 
 
 @pytest.mark.parametrize("change", [
@@ -44,24 +45,24 @@ def test_recipe_hash_ignores_key_order():
 ])
 def test_recipe_hash_changes_with_the_recipe(change):
     import copy
-    rec = copy.deepcopy(vm.RECIPE)
+    rec = copy.deepcopy(vm_image.RECIPE)
     change(rec)
-    assert vm.recipe_hash(rec) != vm.recipe_hash(vm.RECIPE)
+    assert vm_image.recipe_hash(rec) != vm_image.recipe_hash(vm_image.RECIPE)
 
 
 def test_cache_and_state_dirs(tmp_path):
-    assert vm.cache_dir(cache_root=tmp_path) == tmp_path / f"vm-{vm.recipe_hash()}"
+    assert vm_image.cache_dir(cache_root=tmp_path) == tmp_path / f"vm-{vm_image.recipe_hash()}"
     assert vm.state_dir("mol", state_root=tmp_path) == tmp_path / "mol-vm"
 
 
 def test_recipe_has_what_the_scenarios_need():
-    pk = set(vm.RECIPE["packages"])
+    pk = set(vm_image.RECIPE["packages"])
     for needed in ("systemd", "openssh-server", "python3", "python3-apt", "xfsprogs",
                    "initramfs-tools", "linux-image-amd64", "udev", "kmod", "iproute2", "sudo"):
         assert needed in pk
-    assert "virtio_blk" in vm.RECIPE["files"]["etc/initramfs-tools/modules"]
-    assert "virtio_net" in vm.RECIPE["files"]["etc/initramfs-tools/modules"]
-    assert "DHCP=ipv4" in vm.RECIPE["files"]["etc/systemd/network/20-virtio-dhcp.network"]
+    assert "virtio_blk" in vm_image.RECIPE["files"]["etc/initramfs-tools/modules"]
+    assert "virtio_net" in vm_image.RECIPE["files"]["etc/initramfs-tools/modules"]
+    assert "DHCP=ipv4" in vm_image.RECIPE["files"]["etc/systemd/network/20-virtio-dhcp.network"]
 
 
 # ----------------------------------------------------------------- input checks
@@ -95,47 +96,6 @@ def test_check_size_accepts(size):
 def test_check_size_refuses(size):
     with pytest.raises(vm.LabVMError, match="--disk-size"):
         vm.check_size(size)
-
-
-# ----------------------------------------------------------------- mirror
-
-def _apt(tmp_path, sources=None, lists=None, main=None):
-    d = tmp_path / "etc" / "apt" / "sources.list.d"
-    d.mkdir(parents=True)
-    for fname, text in (sources or {}).items():
-        (d / fname).write_text(text)
-    for fname, text in (lists or {}).items():
-        (d / fname).write_text(text)
-    if main is not None:
-        (tmp_path / "etc" / "apt" / "sources.list").write_text(main)
-    return tmp_path
-
-
-def test_mirror_from_deb822_skips_security_and_disabled(tmp_path):
-    root = _apt(tmp_path, sources={"debian.sources": (
-        "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n"
-        "Components: main\n\n"
-        "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n\n"
-        "Types: deb\n# a comment\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\n"
-        "Components: main\n")})
-    assert vm.debian_mirror(root) == "http://mirror.example/debian"
-
-
-def test_mirror_from_one_line_list_with_options(tmp_path):
-    root = _apt(tmp_path, main=(
-        "# deb http://commented.example/debian bookworm main\n"
-        "deb [arch=amd64 signed-by=/usr/share/keyrings/k.gpg] http://one.example/debian bookworm main\n"))
-    assert vm.debian_mirror(root) == "http://one.example/debian"
-
-
-def test_mirror_ignores_other_suites_and_deb_src(tmp_path):
-    root = _apt(tmp_path, main="deb-src http://src.example/debian bookworm main\n"
-                               "deb http://old.example/debian bullseye main\n")
-    assert vm.debian_mirror(root) == vm.DEFAULT_MIRROR
-
-
-def test_mirror_falls_back_without_apt(tmp_path):
-    assert vm.debian_mirror(tmp_path) == vm.DEFAULT_MIRROR
 
 
 # ----------------------------------------------------------------- accelerator
@@ -241,7 +201,7 @@ def test_qemu_command_kvm(tmp_path):
 # ----------------------------------------------------------------- inventory
 
 def test_inventory_renders_the_contract(tmp_path):
-    text = vm.render_inventory(name="mol", port=40022, key=tmp_path / "id_ed25519", accel="tcg")
+    text = inventory.dump_vm(name="mol", port=40022, key=tmp_path / "id_ed25519", accel="tcg", data_disk="/dev/vdb")
     inv = yaml.safe_load(text)
     children = inv["all"]["children"]
     host = children["lab_vms"]["hosts"]["mol-vm"]
@@ -257,7 +217,7 @@ def test_inventory_renders_the_contract(tmp_path):
 
 def test_inventory_quotes_odd_paths(tmp_path):
     key = tmp_path / "a: b #c" / "key"
-    inv = yaml.safe_load(vm.render_inventory(name="x", port=1, key=key, accel="kvm"))
+    inv = yaml.safe_load(inventory.dump_vm(name="x", port=1, key=key, accel="kvm", data_disk="/dev/vdb"))
     assert inv["all"]["children"]["lab_vms"]["hosts"]["x-vm"]["ansible_ssh_private_key_file"] == str(key)
 
 
@@ -269,7 +229,7 @@ def test_inventory_is_parsed_by_ansible_inventory(tmp_path):
     if not os.path.exists(exe):
         pytest.skip("ansible-inventory not installed")
     inv = tmp_path / "inventory.yml"
-    inv.write_text(vm.render_inventory(name="mol", port=40022, key=tmp_path / "k", accel="tcg"))
+    inv.write_text(inventory.dump_vm(name="mol", port=40022, key=tmp_path / "k", accel="tcg", data_disk="/dev/vdb"))
     out = subprocess.run([exe, "-i", str(inv), "--list"], capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     assert data["gpu_hosts"]["hosts"] == ["mol-vm"]
@@ -296,9 +256,9 @@ def test_remove_tree_deletes_a_plain_tree(tmp_path):
     t = tmp_path / "t"
     (t / "a" / "b").mkdir(parents=True)
     (t / "a" / "b" / "f").write_text("x")
-    vm.remove_tree(t)
+    base.remove_tree(t)
     assert not t.exists()
-    vm.remove_tree(t)  # idempotent
+    base.remove_tree(t)  # idempotent
 
 
 def test_down_is_idempotent_and_removes_stale_state(tmp_path, monkeypatch, capsys):

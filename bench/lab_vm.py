@@ -1,6 +1,6 @@
 """Measure the lab VM: boot to SSH, Ansible per-task cost (stock and mitogen), reboot to SSH.
 
-    .venv/bin/python -m lab.vm_bench [--name bench] [--tasks 10] [--reboots 1]
+    .venv/bin/python bench/lab_vm.py [--name bench] [--tasks 10] [--reboots 1]
 
 Boots ``NAME-vm`` with ``python -m lab vm up``, runs ``ansible -m ping`` (the
 floor), a playbook of N ``ansible.builtin.command`` tasks with the stock
@@ -20,9 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import vm
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lab.vm import machine as vm  # noqa: E402  (after the sys.path line above)
 
 
 def _env(strategy: str | None = None) -> dict:

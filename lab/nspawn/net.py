@@ -11,21 +11,20 @@ import os
 import re
 import subprocess
 
+from lab import names
+
 # Labs take 10.213.X.0/24 with X in 1..254.  The host side of each lab's bridge
 # is .1, node K is .(10 + K).
 SUBNET_PREFIX = "10.213"
 FIRST_INDEX = 1
 LAST_INDEX = 254
 MAX_NODES = 200
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,22}$")
+NAME_MAX = 23  # an nspawn lab's name goes into netns and interface names
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name or "") or name.endswith("-") or name.endswith("-vm"):
-        raise ValueError(
-            f"--name {name!r} is not allowed: use 1-23 characters a-z, 0-9 and '-', "
-            "starting with a letter and not ending with '-' or '-vm' (the VM's state dir)")
-    return name
+    # "-vm": NAME-vm is where the VM back end keeps a VM called NAME
+    return names.check_name(name, NAME_MAX, reserved_suffixes=("-vm",))
 
 
 def subnet_for(index: int) -> ipaddress.IPv4Network:

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import re
@@ -43,10 +41,11 @@ import sys
 import time
 from pathlib import Path
 
-CACHE_ROOT = Path(os.environ.get("INFERFLEET_LAB_CACHE", "/var/cache/inferfleet-lab"))
-STATE_ROOT = Path(os.environ.get("INFERFLEET_LAB_RUN", "/run/inferfleet-lab"))
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
-SUITE = "bookworm"
+from lab import inventory, names, paths, ssh
+from lab.vm import image as vm_image
+from lab.vm.base import LabVMError, log, remove_tree, run
+
+STATE_ROOT = paths.RUN_DIR
 SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 # ERMS off (the guest then clears pages with rep stosq, not rep stosb). Reboots
 # of the default `max` CPU after Ansible work on a loaded host crawled here
@@ -56,75 +55,16 @@ SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 TCG_CPU = "max,-erms"
 CPU_RE = re.compile(r"^[A-Za-z0-9_.-]+(,[+-]?[A-Za-z0-9_.=-]+)*$")
 KARG_RE = re.compile(r"^[A-Za-z0-9_.-]+(=[A-Za-z0-9_.,:/=+-]*)?$")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+NAME_MAX = 31  # the qemu process name and state dir carry it
 DATA_DISK = "/dev/vdb"
-SSH_OPTS = [
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=5",
-]
-
-# Everything that decides what the image contains.  Its hash names the cache
-# directory, so changing any of it builds a new image and never reuses a stale one.
-RECIPE: dict = {
-    "version": 1,
-    "suite": SUITE,
-    "variant": "minbase",
-    "packages": sorted([
-        "systemd", "systemd-sysv", "dbus", "udev", "kmod", "iproute2", "procps",
-        "openssh-server", "sudo", "python3", "python3-apt", "xfsprogs",
-        "initramfs-tools", "linux-image-amd64", "util-linux",
-    ]),
-    "image_size": "3G",
-    "files": {
-        "etc/fstab": "# <fs> <mount point> <type> <options> <dump> <pass>\n"
-                     "/dev/vda / ext4 rw,errors=remount-ro 0 0\n",
-        "etc/hostname": "inferfleet-vm\n",
-        "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
-        "etc/systemd/network/20-virtio-dhcp.network":
-            "[Match]\nName=en* eth*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n",
-        # only what the VM boots from: a small initrd unpacks fast under TCG
-        "etc/initramfs-tools/modules": "virtio_pci\nvirtio_blk\nvirtio_net\next4\n",
-        "etc/initramfs-tools/conf.d/inferfleet.conf": "MODULES=list\nCOMPRESS=gzip\n",
-        # -cpu max offers svm/vmx: no nested KVM modules loading for nothing at every boot
-        "etc/modprobe.d/inferfleet-vm.conf": "blacklist kvm_amd\nblacklist kvm_intel\nblacklist kvm\n",
-        "etc/ssh/sshd_config.d/inferfleet.conf":
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n",
-        "etc/resolv.conf": "",
-    },
-    "enable": ["systemd-networkd.service", "ssh.service"],
-    "mask": ["apt-daily.timer", "apt-daily-upgrade.timer", "man-db.timer",
-             "e2scrub_all.timer", "e2scrub_reap.service", "fstrim.timer", "systemd-networkd-wait-online.service"],
-}
-
-
-class LabVMError(RuntimeError):
-    """A failure the user can act on; main() prints it without a traceback."""
-
-
 # --------------------------------------------------------------------------- pure parts
-
-def recipe_hash(recipe: dict | None = None) -> str:
-    """Short, stable hash of the image recipe (key order does not matter)."""
-    blob = json.dumps(RECIPE if recipe is None else recipe, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def cache_dir(recipe: dict | None = None, cache_root: Path | None = None) -> Path:
-    return (cache_root or CACHE_ROOT) / f"vm-{recipe_hash(recipe)}"
-
 
 def state_dir(name: str, state_root: Path | None = None) -> Path:
     return (state_root or STATE_ROOT) / f"{name}-vm"
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
-        raise LabVMError(f"--name {name!r} is not allowed: use 1-31 characters a-z, 0-9 and '-', "
-                         "starting with a letter")
-    return name
+    return names.check_name(name, NAME_MAX, error=LabVMError)
 
 
 def check_size(size: str) -> str:
@@ -139,45 +79,6 @@ def check_kernel_arg(arg: str) -> str:
         raise LabVMError(f"--kernel-arg {arg!r} is not allowed: use one word like key=value "
                          "(letters, digits, . _ - , = : /), not root/console/init/rw/ro")
     return arg
-
-
-def debian_mirror(root: Path = Path("/")) -> str:
-    """The Debian mirror this machine's apt uses for the main archive.
-
-    Reads deb822 ``*.sources`` and one-line ``sources.list`` entries; skips
-    security and disabled entries.  Falls back to deb.debian.org.
-    """
-    apt = root / "etc" / "apt"
-    files = [apt / "sources.list"] + sorted((apt / "sources.list.d").glob("*.list")) \
-        + sorted((apt / "sources.list.d").glob("*.sources"))
-    for path in files:
-        if not path.is_file():
-            continue
-        text = path.read_text(errors="replace")
-        if path.suffix == ".sources":
-            for stanza in re.split(r"\n\s*\n", text):
-                fields: dict[str, str] = {}
-                for line in stanza.splitlines():
-                    if line.startswith("#") or ":" not in line or line[:1].isspace():
-                        continue
-                    key, value = line.split(":", 1)
-                    fields[key.strip().lower()] = value.strip()
-                if fields.get("enabled", "yes").lower() == "no":
-                    continue
-                if "deb" not in fields.get("types", "").split():
-                    continue
-                suites = fields.get("suites", "").split()
-                if SUITE not in suites:
-                    continue
-                for uri in fields.get("uris", "").split():
-                    if "security" not in uri:
-                        return uri.rstrip("/")
-        else:
-            for line in text.splitlines():
-                parts = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()
-                if len(parts) >= 3 and parts[0] == "deb" and parts[2] == SUITE and "security" not in parts[1]:
-                    return parts[1].rstrip("/")
-    return DEFAULT_MIRROR
 
 
 def choose_accel(requested: str, sys_root: Path = Path("/"), dev_kvm: Path = Path("/dev/kvm")) -> tuple[str, str]:
@@ -251,29 +152,6 @@ def qemu_command(*, name: str, sdir: Path, image: Path, port: int, accel: str,
     ]
 
 
-def render_inventory(*, name: str, port: int, key: Path, accel: str) -> str:
-    """The Ansible inventory (YAML) of one VM."""
-    host = f"{name}-vm"
-    hostvars = {
-        "ansible_host": "127.0.0.1",
-        "ansible_port": port,
-        "ansible_user": "root",
-        "ansible_ssh_private_key_file": str(key),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "lab_kind": "vm",
-        "lab_name": name,
-        "lab_accel": accel,
-        "lab_data_disk": DATA_DISK,
-    }
-    lines = ["# written by `python -m lab vm up`; removed by `python -m lab vm down`",
-             "all:", "  children:", "    lab_vms:", "      hosts:", f"        {host}:"]
-    for k, v in hostvars.items():
-        lines.append(f"          {k}: {json.dumps(v)}")
-    lines += ["    gpu_hosts:", "      hosts:", f"        {host}: {{}}"]
-    return "\n".join(lines) + "\n"
-
-
 def console_tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_bytes().decode(errors="replace")
@@ -281,136 +159,6 @@ def console_tail(path: Path, lines: int = 40) -> str:
         return "(no console log)"
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
     return "\n".join(text.splitlines()[-lines:])
-
-
-# --------------------------------------------------------------------------- helpers
-
-def log(msg: str) -> None:
-    print(f"lab vm: {msg}", file=sys.stderr, flush=True)
-
-
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    check = kw.pop("check", True)
-    try:
-        return subprocess.run(cmd, check=check, **kw)
-    except FileNotFoundError as exc:
-        raise LabVMError(f"{cmd[0]} not found: install the Debian packages in requirements-apt.txt "
-                         "(make deps)") from exc
-    except subprocess.CalledProcessError as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise LabVMError(f"{' '.join(cmd[:3])} ... failed (exit {exc.returncode}) {err[-2000:]}") from exc
-
-
-def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path`` (deepest first)."""
-    prefix = str(path.resolve())
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as fh:
-        for line in fh:
-            mnt = line.split()[4].replace("\\040", " ")
-            if mnt == prefix or mnt.startswith(prefix + "/"):
-                found.append(mnt)
-    return sorted(found, key=len, reverse=True)
-
-
-def remove_tree(path: Path) -> None:
-    """Unmount anything below ``path`` (debootstrap may leave /proc, /sys), then delete it."""
-    if not path.exists():
-        return
-    for mnt in mounts_under(path):
-        subprocess.run(["umount", "-l", mnt], check=False)
-    if mounts_under(path):
-        raise LabVMError(f"{path} still has mounts below it; not deleting it")
-    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# --------------------------------------------------------------------------- image
-
-def image_ready(image: Path) -> bool:
-    return all((image / f).is_file() for f in ("base.raw", "vmlinuz", "initrd.img", "id_ed25519", "complete"))
-
-
-def build_image(force: bool = False) -> Path:
-    """Build (or reuse) the cached base image; returns its directory."""
-    image = cache_dir()
-    with locked(image.parent / f"{image.name}.lock"):
-        if image_ready(image) and not force:
-            return image
-        for tool in ("debootstrap", "mkfs.ext4", "ssh-keygen", "qemu-img", "qemu-system-x86_64"):
-            if shutil.which(tool) is None:
-                raise LabVMError(f"{tool} not found: run `make deps` (requirements-apt.txt)")
-        work = image.parent / f"{image.name}.build"
-        remove_tree(work)
-        rootfs = work / "rootfs"
-        rootfs.mkdir(parents=True)
-        t0 = time.monotonic()
-        try:
-            mirror = debian_mirror()
-            log(f"building image {image.name} from {mirror} (debootstrap, a few minutes) ...")
-            run(["debootstrap", f"--variant={RECIPE['variant']}",
-                 "--include=" + ",".join(RECIPE["packages"]), SUITE, str(rootfs), mirror],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            log(f"debootstrap done in {time.monotonic() - t0:.0f} s")
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "inferfleet-lab-vm",
-                 "-f", str(work / "id_ed25519")], stdout=subprocess.DEVNULL)
-            _configure_rootfs(rootfs, (work / "id_ed25519.pub").read_text())
-            kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
-            if not kernels:
-                raise LabVMError("no kernel in the image (linux-image-amd64 did not install)")
-            version = kernels[-1].name[len("vmlinuz-"):]
-            shutil.copy2(kernels[-1], work / "vmlinuz")
-            shutil.copy2(rootfs / "boot" / f"initrd.img-{version}", work / "initrd.img")
-            run(["mkfs.ext4", "-q", "-F", "-L", "inferfleet-root", "-d", str(rootfs),
-                 str(work / "base.raw"), RECIPE["image_size"]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            remove_tree(rootfs)
-            (work / "recipe.json").write_text(json.dumps(RECIPE, indent=1, sort_keys=True) + "\n")
-            (work / "complete").write_text(f"kernel {version}\nbuilt in {time.monotonic() - t0:.0f} s\n")
-            remove_tree(image)
-            work.rename(image)
-        except BaseException:
-            remove_tree(work)
-            raise
-        log(f"image {image} ready in {time.monotonic() - t0:.0f} s")
-        return image
-
-
-def _configure_rootfs(rootfs: Path, pubkey: str) -> None:
-    for rel, content in RECIPE["files"].items():
-        dest = rootfs / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.is_symlink():
-            dest.unlink()
-        dest.write_text(content)
-    ssh = rootfs / "root" / ".ssh"
-    ssh.mkdir(mode=0o700, exist_ok=True)
-    (ssh / "authorized_keys").write_text(pubkey)
-    os.chmod(ssh / "authorized_keys", 0o600)
-    # clean apt lists/archives: smaller image, nothing in it pretends to be fresh.
-    for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for f in (rootfs / sub).glob("*"):
-            if f.is_file():
-                f.unlink()
-    chroot = ["chroot", str(rootfs)]
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
-    run(chroot + ["systemctl", "enable", *RECIPE["enable"]], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    run(chroot + ["systemctl", "mask", *RECIPE["mask"]], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    run(chroot + ["update-initramfs", "-u", "-k", "all"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # the root key is the only way in; no password at all.
-    run(chroot + ["passwd", "-l", "root"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 # --------------------------------------------------------------------------- VM lifecycle
@@ -464,8 +212,7 @@ def _alive(pid: int) -> bool:
 
 
 def ssh_command(sdir: Path, state: dict, cmd: list[str] | None = None) -> list[str]:
-    return ["ssh", *SSH_OPTS, "-i", str(sdir / "id_ed25519"), "-p", str(state["port"]),
-            "root@127.0.0.1", *(cmd or [])]
+    return ssh.command(sdir / "id_ed25519", "127.0.0.1", *(cmd or []), port=state["port"])
 
 
 def wait_ssh(sdir: Path, state: dict, timeout: float) -> float:
@@ -510,7 +257,7 @@ def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, tim
         log(f"cleaning stale state of {name}-vm")
         vm_down(name, quiet=True)
     accel, reason = choose_accel(accel_req)
-    image = build_image()
+    image = vm_image.build_image()
     sdir.mkdir(parents=True)
     try:
         shutil.copy2(image / "id_ed25519", sdir / "id_ed25519")
@@ -535,8 +282,8 @@ def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, tim
                  "cpus": cpus, "disk_size": disk_size, "kernel_args": kernel_args, "image": str(image), "started": time.time(),
                  "command": cmd}
         (sdir / "vm.json").write_text(json.dumps(state, indent=1) + "\n")
-        (sdir / "inventory.yml").write_text(render_inventory(name=name, port=port, key=sdir / "id_ed25519",
-                                                             accel=accel))
+        (sdir / "inventory.yml").write_text(inventory.dump_vm(name=name, port=port, key=sdir / "id_ed25519",
+                                                              accel=accel, data_disk=DATA_DISK))
         log(f"{name}-vm booting ({accel}: {reason}), ssh port {port} ...")
         waited = wait_ssh(sdir, state, timeout)
         state["boot_to_ssh_s"] = round(time.monotonic() - t0, 1)
@@ -647,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.cmd == "build":
-            print(build_image(force=args.force))
+            print(vm_image.build_image(force=args.force))
             return 0
         if args.cmd == "up":
             return vm_up(args.name, args.disk_size, args.memory, args.cpus, args.accel, args.timeout,
