@@ -15,11 +15,10 @@ across a reboot can only be shown here.
     python -m lab vm ssh    --name NAME -- CMD...
     python -m lab vm inventory --name NAME       # prints the inventory path
 
-The image is built once with ``debootstrap`` and ``mkfs.ext4 -d`` (no loop
-devices, no mounts) and cached under
-``/var/cache/inferfleet-lab/vm-<recipehash>/`` with the kernel, initrd and the
-root key.  Every boot gets a fresh qcow2 overlay in the state directory
-``/run/inferfleet-lab/NAME-vm/``, so the base image never changes.
+The image (``lab/vm/image.py``) is built once and cached under
+``/var/cache/inferfleet-lab/vm-<recipehash>/``.  Every boot gets a fresh qcow2
+overlay in the state directory ``/run/inferfleet-lab/NAME-vm/``, so the base
+image never changes.
 
 ``/dev/kvm`` is not trusted blindly: on this kind of machine it is the
 ``kvm_pvm`` software virtualizer, on which a stock Debian kernel hangs in its

@@ -1,4 +1,4 @@
-"""Unit tests of the pure parts of the lab VM tool (lab/vm.py).
+"""Unit tests of the pure parts of the lab VM tool (lab/vm/machine.py, lab/vm/image.py).
 
 The VM itself is exercised for real by the molecule scenario ``vm``; here the
 command line, the accelerator choice, the port, the inventory, the recipe hash
