@@ -13,7 +13,7 @@ work -- and prints the ratio. CPU time (ours: process time; lstopo: its
 user+sys from getrusage, median) is printed too: on a loaded machine (the
 2-core CI/dev box often runs at load 10+) a 10 ms in-process run is easily
 descheduled, so the exit status judges the ratio on CPU time and the
-largest tree on wall time; both ratios are printed. Targets (issue #3): ratio <= 0.5 on every tree and gather under
+largest tree on wall time; both ratios are printed. Targets: ratio <= 0.5 on every tree and gather under
 50 ms on the largest tree (by file count). Exit status 1 when a target is
 missed (CPU-time ratio, wall time of the largest tree), 2 when lstopo-no-graphics is missing (apt-get install hwloc).
 

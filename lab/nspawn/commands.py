@@ -95,7 +95,7 @@ def cmd_up(args) -> int:
             ndir = Path(node["dir"])
             net.create_node_net(name, index, node["index"])
             nodes.mount_overlay(str(rootfs), ndir)
-            nodes.seed_node(ndir, pubkey, node["hostname"])
+            nodes.write_node_files(ndir, pubkey, node["hostname"])
             if disk_size:
                 node["loop"] = nodes.attach_disk(ndir, disk_size)
                 st.save(doc)

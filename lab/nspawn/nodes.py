@@ -123,7 +123,7 @@ def umount_all(prefix: str | Path) -> list[str]:
 
 # --- per-node files in the upper layer -----------------------------------------
 
-def seed_node(node_dir: Path, pubkey: str, hostname: str) -> None:
+def write_node_files(node_dir: Path, pubkey: str, hostname: str) -> None:
     """Files each node gets on top of the shared root (written to the upper layer)."""
     root = node_dir / "root"
     ssh = root / "root" / ".ssh"

@@ -20,7 +20,7 @@ def test_hash_changes_with_what_goes_into_the_tree():
     assert image.recipe_hash({**rec, "post_version": rec["post_version"] + 1}) != base
 
 
-def test_recipe_carries_the_packages_the_issue_names():
+def test_recipe_carries_the_packages_the_playbooks_need():
     rec = image.recipe("http://x/debian")
     for pkg in ("systemd", "dbus", "openssh-server", "python3", "python3-venv", "python3-packaging",
                 "python3-apt", "xfsprogs", "iproute2", "kmod", "procps", "udev"):
