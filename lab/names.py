@@ -15,7 +15,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 def check_name(name: str, max_len: int, reserved_suffixes: tuple[str, ...] = (),
                error: type[Exception] = ValueError) -> str:
     """Return ``name`` or raise ``error`` saying what a name may be."""
-    if (not NAME_RE.match(name or "") or len(name) > max_len or name.endswith("-")
+    if (not NAME_RE.fullmatch(name or "") or len(name) > max_len or name.endswith("-")
             or any(name.endswith(s) for s in reserved_suffixes)):
         ending = " or ".join(repr(s) for s in ("-", *reserved_suffixes))
         why = " (the VM's state dir)" if "-vm" in reserved_suffixes else ""

@@ -5,6 +5,7 @@ keys are neither checked nor stored; root logs in with a key the lab generated.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -37,3 +38,13 @@ def keygen(path: Path, comment: str) -> Path:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
                        check=True, stdout=subprocess.DEVNULL)
     return path
+
+
+def authorize(root: Path, pubkey: str) -> Path:
+    """Let ``pubkey`` log in as root on the tree at ``root`` (``root/root/.ssh/authorized_keys``)."""
+    ssh_dir = root / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys = ssh_dir / "authorized_keys"
+    keys.write_text(pubkey.strip() + "\n")
+    os.chmod(keys, 0o600)
+    return keys

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab import inventory, ssh
+from lab import inventory, mounts, ssh
 from lab import state as st
 from lab.nspawn import image, limits, net, nodes
 
@@ -172,7 +172,7 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
     for node in node_list:
         loops += nodes.detach_disk(Path(node["dir"]))
     if data.exists():
-        left = nodes.mounts_under(data)
+        left = mounts.mounts_under(data)
         if left:
             raise SystemExit(f"lab: {name}: still mounted, not removing {data}: {', '.join(left)}")
         shutil.rmtree(data)
@@ -214,7 +214,7 @@ def leftovers(name: str, index: int | None = None, max_nodes: int = net.MAX_NODE
         found += [f"veth {net.veth_name(index, k)}" for k in range(1, max_nodes + 1)
                   if os.path.exists(f"/sys/class/net/{net.veth_name(index, k)}")]
     data = st.DATA_DIR / name
-    found += [f"mount {mp}" for mp in nodes.mounts_under(data)]
+    found += [f"mount {mp}" for mp in mounts.mounts_under(data)]
     out = subprocess.run(["losetup", "-a", "-O", "NAME,BACK-FILE", "-n"], capture_output=True,
                          text=True, check=False).stdout
     found += [f"loop {line.split()[0]}" for line in out.splitlines()

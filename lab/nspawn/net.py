@@ -199,9 +199,9 @@ def bridges_for(lab: str) -> list[str]:
 
 def netns_for(lab: str) -> list[str]:
     prefix = f"inferlab-{lab}-node"
-    names = []
+    found = []
     for line in _ip("netns", "list", check=False).stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         if name.startswith(prefix) and name[len(prefix):].isdigit():
-            names.append(name)
-    return names
+            found.append(name)
+    return found

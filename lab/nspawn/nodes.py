@@ -126,10 +126,7 @@ def umount_all(prefix: str | Path) -> list[str]:
 def write_node_files(node_dir: Path, pubkey: str, hostname: str) -> None:
     """Files each node gets on top of the shared root (written to the upper layer)."""
     root = node_dir / "root"
-    ssh = root / "root" / ".ssh"
-    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (ssh / "authorized_keys").write_text(pubkey.strip() + "\n")
-    os.chmod(ssh / "authorized_keys", 0o600)
+    ssh.authorize(root, pubkey)
     (root / "etc" / "hostname").write_text(hostname + "\n")
     hosts = root / "etc" / "hosts"
     hosts.write_text(f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -131,10 +130,7 @@ def _configure_rootfs(rootfs: Path, pubkey: str) -> None:
         if dest.is_symlink():
             dest.unlink()
         dest.write_text(content)
-    ssh = rootfs / "root" / ".ssh"
-    ssh.mkdir(mode=0o700, exist_ok=True)
-    (ssh / "authorized_keys").write_text(pubkey)
-    os.chmod(ssh / "authorized_keys", 0o600)
+    ssh.authorize(rootfs, pubkey)
     # clean apt lists/archives: smaller image, nothing in it pretends to be fresh.
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for f in (rootfs / sub).glob("*"):

@@ -79,7 +79,7 @@ def test_recipe_digest_ignores_key_order_and_keeps_each_back_ends_length():
     assert recipe.digest({"a": 1, "b": [2]}, 12) == recipe.digest({"b": [2], "a": 1}, 12)
     assert len(vm_image.recipe_hash()) == 12
     assert len(nspawn_image.recipe_hash(nspawn_image.recipe("http://x/debian"))) == 16
-    assert names.NAME_RE.match("a-b")
+    assert names.NAME_RE.fullmatch("a-b") and names.NAME_RE.fullmatch("a\n") is None
 
 
 def test_ssh_command_with_and_without_port():
