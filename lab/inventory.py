@@ -15,6 +15,7 @@ import yaml
 
 from lab import ssh
 
+
 def host_vars(address: str, key: str | Path, kind: str, name: str, **extra) -> dict:
     """The variables of one lab host."""
     hv = {

@@ -55,7 +55,6 @@ RECIPE: dict = {
 }
 
 
-
 def recipe_hash(rec: dict | None = None) -> str:
     """Short, stable hash of the image recipe (key order does not matter)."""
     return recipe.digest(RECIPE if rec is None else rec, 12)
@@ -146,5 +145,3 @@ def _configure_rootfs(rootfs: Path, pubkey: str) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # the root key is the only way in; no password at all.
     run(chroot + ["passwd", "-l", "root"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-

@@ -56,6 +56,8 @@ CPU_RE = re.compile(r"^[A-Za-z0-9_.-]+(,[+-]?[A-Za-z0-9_.=-]+)*$")
 KARG_RE = re.compile(r"^[A-Za-z0-9_.-]+(=[A-Za-z0-9_.,:/=+-]*)?$")
 NAME_MAX = 31  # the qemu process name and state dir carry it
 DATA_DISK = "/dev/vdb"
+
+
 # --------------------------------------------------------------------------- pure parts
 
 def state_dir(name: str, state_root: Path | None = None) -> Path:
