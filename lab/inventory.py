@@ -73,5 +73,6 @@ def render_vm(*, name: str, port: int, key: str | Path, accel: str, data_disk: s
                     ssh_args=ssh.ANSIBLE_SSH_ARGS_BASE)
 
 
-def dump_vm(**kw) -> str:
-    return dump_document(render_vm(**kw), "written by `python -m lab vm up`; removed by `python -m lab vm down`")
+def dump_vm(*, name: str, port: int, key: str | Path, accel: str, data_disk: str) -> str:
+    return dump_document(render_vm(name=name, port=port, key=key, accel=accel, data_disk=data_disk),
+                         "written by `python -m lab vm up`; removed by `python -m lab vm down`")
