@@ -5,7 +5,10 @@ Stages: ``lint`` (ansible-lint, production profile), ``sanity``
 ``unit`` (pytest; each test counts) and one stage per molecule scenario under
 ``extensions/molecule/`` (each scenario counts as one test).
 
-The last line is ``N passed, N failed`` and the exit code is non-zero when
+A scenario that tunes the machine running it (``kernel``) runs only with
+``INFERFLEET_TEST_TUNE_THIS_HOST=1`` and is otherwise reported as skipped.
+
+The last line is ``N passed, N failed[, N skipped]`` and the exit code is non-zero when
 anything failed.  ``--only`` / ``--skip`` take stage names (``molecule``
 selects every scenario, ``molecule:NAME`` one of them).
 """
@@ -25,6 +28,11 @@ COLL = ROOT / ".build" / "ansible_collections" / "inferfleet" / "gpu"
 # joins this list once it passes on a fresh machine; one that exists but is
 # not listed is reported as such, so it is never silently left out.
 SCENARIOS = ["kernel", "lab", "nvidia_driver", "vllm", "vm"]
+# Scenarios that change the machine running the suite (its kernel settings, swap,
+# /etc/fstab) run only when this variable is "1" (`.ci/run` sets it on its
+# disposable machine); otherwise they are reported as skipped, never as passed.
+TUNE_THIS_HOST = "INFERFLEET_TEST_TUNE_THIS_HOST"
+TUNES_THIS_HOST = {"kernel": "swapoff, /etc/fstab, sysctl, THP and a loop device on this machine"}
 
 
 def scenarios() -> list[str]:
@@ -67,6 +75,15 @@ def junit_counts(path: Path) -> tuple[int, int, int]:
     return tests - failed - skipped, failed, skipped
 
 
+def skip_reason(name: str, env: dict) -> str | None:
+    """Why a stage does not run here, or None."""
+    scenario = name.removeprefix("molecule:")
+    if name.startswith("molecule:") and scenario in TUNES_THIS_HOST and env.get(TUNE_THIS_HOST) != "1":
+        return (f"it tunes the machine running it ({TUNES_THIS_HOST[scenario]}); "
+                f"set {TUNE_THIS_HOST}=1 to run it on a disposable machine")
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", default=[], help="run only this stage (repeatable)")
@@ -91,6 +108,12 @@ def main() -> int:
     passed = failed = skipped = 0
     rows = []
     for name, cmd, cwd in todo:
+        why = skip_reason(name, env)
+        if why:
+            skipped += 1
+            rows.append((name, "SKIPPED", 0.0))
+            print(f"\n===== stage {name}: SKIPPED: {why}", flush=True)
+            continue
         print(f"\n===== stage {name}: {' '.join(cmd)}", flush=True)
         t0 = time.monotonic()
         rc = subprocess.call(cmd, cwd=cwd, env=env)
