@@ -75,6 +75,15 @@ def junit_counts(path: Path) -> tuple[int, int, int]:
     return tests - failed - skipped, failed, skipped
 
 
+def mitogen_strategy_plugins() -> str:
+    """ansible_mitogen's strategy directory in this venv ('' when mitogen is not installed)."""
+    try:
+        import ansible_mitogen  # noqa: PLC0415  (optional)
+    except ImportError:
+        return ""
+    return str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy")
+
+
 def skip_reason(name: str, env: dict) -> str | None:
     """Why a stage does not run here, or None."""
     scenario = name.removeprefix("molecule:")
@@ -104,6 +113,8 @@ def main() -> int:
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env.setdefault("NO_COLOR", "1")
     env.setdefault("PY_COLORS", "0")
+    # The vm scenario's strategy (mitogen_linear) comes from the installed package.
+    env.setdefault("INFERFLEET_MITOGEN_STRATEGY_PLUGINS", mitogen_strategy_plugins())
 
     passed = failed = skipped = 0
     rows = []
