@@ -1,6 +1,7 @@
 """Run every test stage of the collection and print one summary line.
 
-Stages: ``lint`` (ansible-lint, production profile), ``sanity``
+Stages: ``lint`` (ansible-lint, production profile), ``changelog``
+(``antsibull-changelog lint``: every fragment well-formed), ``sanity``
 (ansible-test sanity from the ansible_collections/inferfleet/gpu link),
 ``unit`` (pytest; each test counts) and one stage per molecule scenario under
 ``extensions/molecule/`` (each scenario counts as one test).
@@ -49,6 +50,7 @@ def stages() -> list[tuple[str, list[str], Path]]:
     venv_bin = Path(sys.executable).parent
     out: list[tuple[str, list[str], Path]] = [
         ("lint", [str(venv_bin / "ansible-lint"), "--profile", "production", "--offline"], ROOT),
+        ("changelog", [str(venv_bin / "antsibull-changelog"), "lint"], ROOT),
         ("sanity", [sys.executable, str(ROOT / "tests" / "sanity.py")], COLL),
         ("unit", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                   "--junitxml", str(ROOT / "tests" / "output" / "unit.xml"), "tests/unit"], ROOT),
