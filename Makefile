@@ -30,10 +30,11 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-$(VENV)/.stamp: requirements.txt
+# requirements.txt runs the collection; requirements-test.txt (which includes it) tests it.
+$(VENV)/.stamp: requirements.txt requirements-test.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements-test.txt
 	@touch $@
 
 venv: $(VENV)/.stamp

@@ -22,6 +22,22 @@ Run from the repository root, as root:
     .venv/bin/python bench/fleet.py --nodes 4 --strategy linear --repeat 1
     .venv/bin/python bench/fleet.py --markdown      # a table for docs/performance.md
 
+With ``--site-noop`` it measures instead the drift-correction run an operator
+repeats: the whole ``playbooks/site.yml`` with the lab's vars and vLLM off
+(``-e @lab/vars/site.yml -e inferfleet_vllm_enabled=false``), converged once,
+then re-run with nothing to change, under each of
+
+  stock        core's ``linear`` strategy, pipelining off
+  pipelining   pipelining on (the project's ansible.cfg)
+  factcache    pipelining + ``gathering = smart`` and a jsonfile fact cache
+               (filled by the converge run)
+  mitogen      pipelining + mitogen's ``mitogen_linear``
+
+each as seconds and as a ratio to the fleet's ping floor (``ansible all -m
+ping`` with the project's ansible.cfg, best of --repeat):
+
+    .venv/bin/python bench/fleet.py --site-noop --nodes 2 8 16 --name rep16
+
 Mitogen (``ansible_mitogen``, 0.3.x) is optional and not the default anywhere:
 ansible-core warns that third-party strategy plugins are deprecated.
 """
@@ -146,6 +162,51 @@ def run_one(n: int, strategy: str, repeat: int, name: str) -> dict:
     return res
 
 
+NOOP_VARIANTS = ("stock", "pipelining", "factcache", "mitogen")
+SITE_NOOP_ARGS = ["-e", "@lab/vars/site.yml", "-e", "inferfleet_vllm_enabled=false"]
+
+
+def variant_env(variant: str, cache_dir: str) -> dict:
+    env = strategy_env("mitogen" if variant == "mitogen" else "linear")
+    env["ANSIBLE_PIPELINING"] = "False" if variant == "stock" else "True"
+    if variant == "factcache":
+        env.update(ANSIBLE_GATHERING="smart", ANSIBLE_CACHE_PLUGIN="jsonfile",
+                   ANSIBLE_CACHE_PLUGIN_CONNECTION=cache_dir, ANSIBLE_CACHE_PLUGIN_TIMEOUT="86400")
+    return env
+
+
+def run_noop(n: int, variants: list[str], repeat: int, name: str) -> dict:
+    """Boot N nodes, converge site.yml once (vLLM off), time its no-op re-run per variant."""
+    inv = str(labstate.inventory_path(name))
+    res: dict = {"nodes": n, "load": os.getloadavg()[0]}
+    subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-factcache-") as cache_dir:
+            res["boot"] = timed(lab("up", "--name", name, "--nodes", str(n)), what="lab up")
+            adhoc = ["ansible", "-i", inv, "all", "-m", "ansible.builtin.ping"]
+            res["ping"] = min(timed(adhoc, variant_env("pipelining", cache_dir), "ping") for _run in range(repeat))
+            play = ["ansible-playbook", "-i", inv, str(ROOT / "playbooks" / "site.yml"), *SITE_NOOP_ARGS]
+            res["converge"] = timed(play, variant_env("factcache", cache_dir), "site.yml (converge)")
+            for variant in variants:
+                res[variant] = timed(play, variant_env(variant, cache_dir), f"site.yml no-op ({variant})")
+                print(f"bench: {n} nodes, no-op site.yml {variant}: {res[variant]:.1f} s "
+                      f"(x{res[variant] / res['ping']:.1f} the ping floor {res['ping']:.2f} s)",
+                      file=sys.stderr, flush=True)
+            res["load"] = max(res["load"], os.getloadavg()[0])
+    finally:
+        subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
+    return res
+
+
+def format_noop_markdown(results: list[dict], variants: list[str]) -> str:
+    lines = ["| nodes | ping (floor) | converge | " + " | ".join(f"no-op {v}" for v in variants) + " | load |",
+             "| ---: | ---: | ---: | " + " | ".join("---:" for _v in variants) + " | ---: |"]
+    for r in results:
+        cells = [f"{r[s]:.1f} s (x{r[s] / r['ping']:.1f})" for s in ("converge", *variants)]
+        lines.append(f"| {r['nodes']} | {r['ping']:.2f} s | " + " | ".join(cells) + f" | {r['load']:.1f} |")
+    return "\n".join(lines)
+
+
 def format_text(results: list[dict]) -> str:
     head = f"{'nodes':>5} {'strategy':<8} " + " ".join(f"{s:>14}" for s in STEPS) + "   mem/node  load"
     lines = [head, "-" * len(head)]
@@ -193,9 +254,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs of ping and facts (best is kept)")
     p.add_argument("--name", default="bench", help="lab name to use (taken down before and after)")
     p.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    p.add_argument("--site-noop", action="store_true",
+                   help="time the no-op re-run of the whole site.yml (vLLM off) per variant instead")
+    p.add_argument("--variant", nargs="+", choices=NOOP_VARIANTS, default=list(NOOP_VARIANTS),
+                   help="with --site-noop: the variants to time")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (the lab needs it)")
+    if args.site_noop:
+        noop = []
+        for n in args.nodes:
+            print(f"bench: {n} nodes, no-op site.yml ...", file=sys.stderr, flush=True)
+            noop.append(run_noop(n, args.variant, args.repeat, args.name))
+        print(format_noop_markdown(noop, args.variant))
+        return 0
     results = []
     for n in args.nodes:
         for strategy in args.strategy:

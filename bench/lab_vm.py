@@ -32,7 +32,8 @@ def _env(strategy: str | None = None) -> dict:
     env.setdefault("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".build"))
     env["ANSIBLE_DEPRECATION_WARNINGS"] = "False"
     if strategy == "mitogen":
-        env["ANSIBLE_STRATEGY_PLUGINS"] = str(ROOT / "extensions" / "molecule" / "vm" / "strategy_plugins")
+        import ansible_mitogen  # noqa: PLC0415  (optional: only for this strategy)
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy")
         env["ANSIBLE_STRATEGY"] = "mitogen_linear"
     return env
 

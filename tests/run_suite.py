@@ -1,6 +1,7 @@
 """Run every test stage of the collection and print one summary line.
 
-Stages: ``lint`` (ansible-lint, production profile), ``sanity``
+Stages: ``lint`` (ansible-lint, production profile), ``changelog``
+(``antsibull-changelog lint``: every fragment well-formed), ``sanity``
 (ansible-test sanity from the ansible_collections/inferfleet/gpu link),
 ``unit`` (pytest on ``tests/unit``: modules, module_utils, filters and the lab
 in-process; each test counts), ``integration`` (pytest on ``tests/integration``:
@@ -8,7 +9,10 @@ tests that run ``ansible``/``ansible-playbook`` on this machine; each test
 counts) and one stage per molecule scenario under
 ``extensions/molecule/`` (each scenario counts as one test).
 
-The last line is ``N passed, N failed`` and the exit code is non-zero when
+A scenario that tunes the machine running it (``kernel``) runs only with
+``INFERFLEET_TEST_TUNE_THIS_HOST=1`` and is otherwise reported as skipped.
+
+The last line is ``N passed, N failed[, N skipped]`` and the exit code is non-zero when
 anything failed.  ``--only`` / ``--skip`` take stage names (``molecule``
 selects every scenario, ``molecule:NAME`` one of them).
 """
@@ -28,6 +32,11 @@ COLL = ROOT / ".build" / "ansible_collections" / "inferfleet" / "gpu"
 # joins this list once it passes on a fresh machine; one that exists but is
 # not listed is reported as such, so it is never silently left out.
 SCENARIOS = ["kernel", "lab", "nvidia_driver", "vllm", "vm"]
+# Scenarios that change the machine running the suite (its kernel settings, swap,
+# /etc/fstab) run only when this variable is "1" (`.ci/run` sets it on its
+# disposable machine); otherwise they are reported as skipped, never as passed.
+TUNE_THIS_HOST = "INFERFLEET_TEST_TUNE_THIS_HOST"
+TUNES_THIS_HOST = {"kernel": "swapoff, /etc/fstab, sysctl, THP and a loop device on this machine"}
 
 
 def scenarios() -> list[str]:
@@ -50,6 +59,7 @@ def stages() -> list[tuple[str, list[str], Path]]:
     venv_bin = Path(sys.executable).parent
     out: list[tuple[str, list[str], Path]] = [
         ("lint", [str(venv_bin / "ansible-lint"), "--profile", "production", "--offline"], ROOT),
+        ("changelog", [str(venv_bin / "antsibull-changelog"), "lint"], ROOT),
         ("sanity", [sys.executable, str(ROOT / "tests" / "sanity.py")], COLL),
         ("unit", pytest_stage("unit"), ROOT),
         ("integration", pytest_stage("integration"), ROOT),
@@ -76,6 +86,24 @@ def junit_counts(path: Path) -> tuple[int, int, int]:
     return tests - failed - skipped, failed, skipped
 
 
+def mitogen_strategy_plugins() -> str:
+    """ansible_mitogen's strategy directory in this venv ('' when mitogen is not installed)."""
+    try:
+        import ansible_mitogen  # noqa: PLC0415  (optional)
+    except ImportError:
+        return ""
+    return str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy")
+
+
+def skip_reason(name: str, env: dict) -> str | None:
+    """Why a stage does not run here, or None."""
+    scenario = name.removeprefix("molecule:")
+    if name.startswith("molecule:") and scenario in TUNES_THIS_HOST and env.get(TUNE_THIS_HOST) != "1":
+        return (f"it tunes the machine running it ({TUNES_THIS_HOST[scenario]}); "
+                f"set {TUNE_THIS_HOST}=1 to run it on a disposable machine")
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", action="append", default=[], help="run only this stage (repeatable)")
@@ -96,10 +124,18 @@ def main() -> int:
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     env.setdefault("NO_COLOR", "1")
     env.setdefault("PY_COLORS", "0")
+    # The vm scenario's strategy (mitogen_linear) comes from the installed package.
+    env.setdefault("INFERFLEET_MITOGEN_STRATEGY_PLUGINS", mitogen_strategy_plugins())
 
     passed = failed = skipped = 0
     rows = []
     for name, cmd, cwd in todo:
+        why = skip_reason(name, env)
+        if why:
+            skipped += 1
+            rows.append((name, "SKIPPED", 0.0))
+            print(f"\n===== stage {name}: SKIPPED: {why}", flush=True)
+            continue
         print(f"\n===== stage {name}: {' '.join(cmd)}", flush=True)
         junit = ROOT / "tests" / "output" / f"{name}.xml"
         junit.unlink(missing_ok=True)  # a stale report must not count for this run
