@@ -46,6 +46,11 @@ KIND_UDEV_GLOBS = {
     "rbd": "rbd[0-9]*",
 }
 QUEUE_ATTRS = ("scheduler", "read_ahead_kb", "nr_requests")
+# The schedulers of the multi-queue block layer (the only one since Linux 5.0); a rule naming another is
+# refused even when no device it selects is present, since the persisted udev rule would fail later.
+BLK_MQ_SCHEDULERS = ("none", "mq-deadline", "bfq", "kyber")
+# Single-queue schedulers removed in Linux 5.0 (anticipatory already in 2.6.33), with their blk-mq successor.
+LEGACY_SCHEDULERS = {"noop": "none", "deadline": "mq-deadline", "cfq": "bfq", "anticipatory": "mq-deadline"}
 
 
 def kind_of(name):
