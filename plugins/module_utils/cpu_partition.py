@@ -30,7 +30,8 @@ __metaclass__ = type
 
 import copy
 
-from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import CpuListError, format_cpulist, parse_cpulist
+from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import (
+    CpuListError, format_cpulist, format_cpumask, parse_cpulist)
 from ansible_collections.inferfleet.gpu.plugins.module_utils.placement import PlacementError, plan_placement
 
 
@@ -69,7 +70,8 @@ def plan_partition(topology, gpus_per_instance=None, instances=None, housekeepin
     """Plan the instances and split the host's CPUs between them and the system.
 
     Returns ``{"plan": [...], "host_cpus": str, "instance_cpus": str,
-    "system_cpus": str, "housekeeping_cpus": str}`` (cpulists). Raises
+    "system_cpus": str, "system_cpumask": str, "housekeeping_cpus": str}``
+    (cpulists; the mask in the sysfs form for ``/proc/irq/default_smp_affinity``). Raises
     :class:`PartitionError` when the system would be left without a CPU, and
     :class:`PlacementError` (from the planner) for a request the host cannot meet.
     """
@@ -91,6 +93,7 @@ def plan_partition(topology, gpus_per_instance=None, instances=None, housekeepin
         "host_cpus": format_cpulist(host),
         "instance_cpus": format_cpulist(used),
         "system_cpus": format_cpulist(system),
+        "system_cpumask": format_cpumask(system),
         "housekeeping_cpus": plan[0]["housekeeping_cpus"] if plan else "",
     }
 

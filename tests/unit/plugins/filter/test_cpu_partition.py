@@ -70,6 +70,8 @@ def test_system_and_instances_split_the_host(captured):
 def test_hgx_one_instance_per_gpu_leaves_the_first_core_of_each_node():
     result = plan_partition(hgx_topology(), gpus_per_instance=1)
     assert result["system_cpus"] == result["housekeeping_cpus"] == "0,56,112,168"
+    # bits 0, 56, 112, 168 in 32-bit words, most significant first
+    assert result["system_cpumask"] == "00000100,00000000,00010000,00000000,01000000,00000001"
     assert len(parse_cpulist(result["system_cpus"])) == 4
     assert len(parse_cpulist(result["instance_cpus"])) == 220
 
@@ -86,6 +88,7 @@ def test_cpus_of_nodes_without_planned_gpus_go_to_the_system():
 def test_vm_two_cpus():
     result = plan_partition(vm_topology())
     assert (result["system_cpus"], result["instance_cpus"]) == ("0", "1")
+    assert result["system_cpumask"] == "00000001"
 
 
 def test_an_already_partitioned_host_plans_over_the_service_cpus():
