@@ -67,7 +67,7 @@ def main_pid(unit):
 
 def systemd_run(unit, *props):
     subprocess.run(["systemd-run", "--quiet", "--unit", unit, "-p", "RuntimeMaxSec=120", *props, *BUSY], check=True)
-    for _ in range(50):
+    for _attempt in range(50):
         pid = main_pid(unit)
         if pid not in ("", "0"):
             return pid
