@@ -45,6 +45,11 @@ VIRTUAL_KINDS = frozenset(kind for kind, _regex, _glob, virtual in KIND_TABLE if
 # udev KERNEL globs for each kind (whole disks; ENV{DEVTYPE}=="disk" filters partitions).
 KIND_UDEV_GLOBS = dict((kind, glob) for kind, _regex, glob, _virtual in KIND_TABLE)
 QUEUE_ATTRS = ("scheduler", "read_ahead_kb", "nr_requests")
+# The schedulers of the multi-queue block layer (the only one since Linux 5.0); a rule naming another is
+# refused even when no device it selects is present, since the persisted udev rule would fail later.
+BLK_MQ_SCHEDULERS = ("none", "mq-deadline", "bfq", "kyber")
+# Single-queue schedulers removed in Linux 5.0 (anticipatory already in 2.6.33), with their blk-mq successor.
+LEGACY_SCHEDULERS = {"noop": "none", "deadline": "mq-deadline", "cfq": "bfq", "anticipatory": "mq-deadline"}
 
 
 def kind_of(name):

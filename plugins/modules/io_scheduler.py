@@ -17,7 +17,8 @@ description:
     and rotational flag, and sets C(queue/scheduler) and optionally C(queue/read_ahead_kb) and
     C(queue/nr_requests).
   - Persists the same selection as a udev rules file so the values come back after a reboot or a hot-plug.
-  - Refuses a scheduler the kernel does not offer for a selected device, naming the ones it does.
+  - Refuses a scheduler the kernel does not offer for a selected device, naming the ones it does, and a name
+    that no multi-queue kernel has (the legacy C(noop), C(deadline), C(cfq)) whether or not a device is selected.
   - The first rule that selects a device wins.
 author:
   - inferfleet engineers (@inferfleet)
@@ -46,7 +47,11 @@ options:
         description: Only devices whose C(queue/rotational) is this (V(false) for SSD/NVMe).
         type: bool
       scheduler:
-        description: The scheduler (C(none), C(mq-deadline), C(kyber), C(bfq)); must be offered by the kernel.
+        description:
+          - The scheduler, one of the multi-queue block layer's (C(none), C(mq-deadline), C(bfq), C(kyber)), checked
+            even when no device the rule selects is present; the legacy C(noop), C(deadline), C(cfq) and
+            C(anticipatory) are refused.
+          - It must also be offered by the kernel for every device the rule selects.
         type: str
         required: true
       read_ahead_kb:
@@ -153,6 +158,14 @@ def build_module():
 def validate(module, rules, devices, assigned):
     by_name = dict((d["name"], d) for d in devices)
     for index, rule in enumerate(rules):
+        wanted = rule["scheduler"]
+        if wanted not in blockdev.BLK_MQ_SCHEDULERS:
+            hint = ""
+            if wanted in blockdev.LEGACY_SCHEDULERS:
+                hint = (" (%r is a single-queue scheduler, removed in Linux 5.0; its blk-mq successor is %r)"
+                        % (wanted, blockdev.LEGACY_SCHEDULERS[wanted]))
+            module.fail_json(msg="io_scheduler rules[%d].scheduler: %r is not a scheduler of the multi-queue block "
+                             "layer%s; allowed: %s" % (index, wanted, hint, ", ".join(blockdev.BLK_MQ_SCHEDULERS)))
         for name in rule.get("devices") or []:
             if name not in by_name:
                 module.fail_json(msg="io_scheduler rules[%d].devices: no block device %r; the devices are %s"

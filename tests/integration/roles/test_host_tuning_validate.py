@@ -31,6 +31,12 @@ PLAYBOOK = """\
   gather_facts: false
   roles:
     - inferfleet.gpu.host_tuning
+  post_tasks:
+    - name: Hand the CPU partition to the test
+      ansible.builtin.copy:
+        content: "{{ host_tuning_cpu_partition | default({}) | to_json }}"
+        dest: "{{ playbook_dir }}/partition.json"
+        mode: "0644"
 """
 
 RUNTIME_FILES = [
@@ -72,10 +78,14 @@ def scratch(tmp_path):
         "host_tuning_io_scheduler_udev_rule_path": str(tmp_path / "udev/60-inferfleet-io-scheduler.rules"),
         "host_tuning_swap_fstab_path": str(fstab),
         "host_tuning_model_volume_fstab_path": str(fstab),
+        "host_tuning_cpu_partition_systemd_dir": str(tmp_path / "systemd"),
+        "host_tuning_cpu_partition_irqbalance_path": str(tmp_path / "default/irqbalance"),
     }
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default/irqbalance").write_text("#IRQBALANCE_ONESHOT=\n#IRQBALANCE_BANNED_CPULIST=\n")
     (tmp_path / "site.yml").write_text(PLAYBOOK)
     written = [base["host_tuning_sysctl_file"], base["host_tuning_thp_tmpfiles_path"],
-               base["host_tuning_io_scheduler_udev_rule_path"]]
+               base["host_tuning_io_scheduler_udev_rule_path"], str(tmp_path / "systemd")]
     return tmp_path, base, written
 
 
@@ -101,6 +111,23 @@ BAD = {
     "scheduler_not_offered": (
         {"host_tuning_io_scheduler_rules": [{"devices": [DEV], "scheduler": "cfq"}]},
         ["host_tuning_io_scheduler_rules", "does not offer 'cfq' for %s" % DEV, "it offers %s" % ", ".join(OFFERED)]),
+    # no mmc device here: the rule selects nothing, but its scheduler would be written into the udev rule
+    "legacy_scheduler_no_device": (
+        {"host_tuning_io_scheduler_rules": [{"kinds": ["mmc"], "scheduler": "cfq"}]},
+        ["host_tuning_io_scheduler_rules", "'cfq' is not a scheduler of the multi-queue block layer",
+         "allowed: none, mq-deadline, bfq, kyber"]),
+    "legacy_noop_pattern": (
+        {"host_tuning_io_scheduler_rules": [{"pattern": "inferfleet-none*", "scheduler": "noop"}]},
+        ["host_tuning_io_scheduler_rules", "'noop' is not a scheduler", "successor is 'none'"]),
+    "partition_without_housekeeping": (
+        {"host_tuning_cpu_partition_housekeeping_cpus": ""},
+        ["host_tuning_cpu_partition_housekeeping_cpus=", "no CPU is left for the system"]),
+    "partition_housekeeping_out_of_range": (
+        {"host_tuning_cpu_partition_housekeeping_cpus": "0-9999"},
+        ["host_tuning_cpu_partition_housekeeping_cpus=0-9999", "host_tuning_cpu_partition_enabled=false"]),
+    "partition_slice_inside_system": (
+        {"host_tuning_cpu_partition_slice": "system-vllm.slice"},
+        ["host_tuning_cpu_partition_slice=system-vllm.slice", "not one of the confined units nor below"]),
     "missing_device": (
         {"host_tuning_model_volume_device": "/dev/inferfleet-no-such-disk"},
         ["host_tuning_model_volume_device: /dev/inferfleet-no-such-disk does not exist"]),
@@ -135,6 +162,7 @@ def test_bad_input_fails_before_anything_changes(scratch, case):
         assert not os.path.exists(path), "%s was written although the input was bad" % path
     assert fstab.read_text() == before_fstab
     assert snapshot(RUNTIME_FILES) == before_runtime
+    assert (tmp_path / "default/irqbalance").read_text() == "#IRQBALANCE_ONESHOT=\n#IRQBALANCE_BANNED_CPULIST=\n"
     # every task that ran before the failure only read
     assert "changed=0" in result.stdout
 
@@ -151,8 +179,20 @@ def test_good_input_writes_the_persisted_files(scratch):
     assert Path(base["host_tuning_swap_fstab_path"]).read_text().startswith("# /swapfile none swap sw 0 0")
     # container mode: the running kernel is untouched
     assert snapshot(RUNTIME_FILES) == before_runtime
+    # the CPU partition: files only (container), from the same plan as vllm_service
+    partition = json.loads((tmp_path / "partition.json").read_text())
+    system, instances = partition["system_cpus"], partition["instance_cpus"]
+    assert system and instances
+    systemd = tmp_path / "systemd"
+    for unit, section in (("system.slice", "Slice"), ("user.slice", "Slice"), ("init.scope", "Scope")):
+        text = (systemd / (unit + ".d/60-inferfleet-cpu-partition.conf")).read_text()
+        assert "[%s]\nAllowedCPUs=%s\n" % (section, system) in text, text
+    assert (systemd / "inferfleet.slice").read_text().rstrip().endswith("[Slice]")
+    irq_unit = (systemd / "sysinit.target.wants/inferfleet-irq-affinity.service")
+    assert irq_unit.is_symlink() and "echo %s > \"$$f\"" % system in irq_unit.read_text()
+    assert "IRQBALANCE_BANNED_CPULIST=%s\n" % instances in (tmp_path / "default/irqbalance").read_text()
     # one clear message per part that skipped its runtime writes
-    for part in ("sysctl", "thp", "swap", "io_scheduler"):
+    for part in ("sysctl", "thp", "swap", "io_scheduler", "cpu_partition"):
         assert result.stdout.count("host_tuning %s: this host is a container" % part) == 1, part
     shutil.rmtree(tmp_path / "ansible-local", ignore_errors=True)
 

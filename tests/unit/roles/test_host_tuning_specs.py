@@ -24,7 +24,7 @@ def test_every_variable_is_prefixed_and_described():
 
 def test_every_part_has_a_switch_and_a_tag():
     main = (ROLE / "tasks/main.yml").read_text()
-    for part in ("sysctl", "thp", "swap", "io_scheduler", "model_volume", "cpufreq", "prewarm"):
+    for part in ("sysctl", "thp", "swap", "io_scheduler", "model_volume", "cpufreq", "prewarm", "cpu_partition"):
         assert "host_tuning_%s_enabled" % part in DEFAULTS
         assert "when: host_tuning_%s_enabled" % part in main
         assert "tags: [host_tuning_%s]" % part in main
@@ -35,8 +35,10 @@ def test_prewarm_is_off_by_default():
 
 
 def test_task_files_use_only_known_public_variables():
-    tags = {"host_tuning_" + p for p in ("sysctl", "thp", "swap", "io_scheduler", "model_volume", "cpufreq", "prewarm")}
-    known = set(DEFAULTS) | tags | {"host_tuning_reboot_required", "host_tuning_summary"}
+    tags = {"host_tuning_" + p for p in ("sysctl", "thp", "swap", "io_scheduler", "model_volume", "cpufreq", "prewarm",
+                                         "cpu_partition")}
+    outputs = {"host_tuning_reboot_required", "host_tuning_summary", "host_tuning_cpu_partition"}
+    known = set(DEFAULTS) | tags | outputs
     for path in (ROLE / "tasks").glob("*.yml"):
         used = set(re.findall(r"\bhost_tuning_[a-z_]+", path.read_text()))
         used = {u for u in used if not u.startswith("host_tuning_register")}
@@ -47,5 +49,6 @@ def test_validation_runs_before_any_part():
     tasks = yaml.safe_load((ROLE / "tasks/main.yml").read_text())
     names = [t.get("ansible.builtin.import_tasks") or t.get("ansible.builtin.include_tasks", {}).get("file")
              for t in tasks if "ansible.builtin.debug" not in t]
-    assert names[:2] == ["facts.yml", "validate.yml"]
-    assert tasks[1].get("tags") == ["always"]
+    # the CPU partition plan only reads (and fails naming the role variables) before validate.yml
+    assert names[:3] == ["facts.yml", "cpu_partition_plan.yml", "validate.yml"]
+    assert tasks[1].get("tags") == ["always"] and tasks[2].get("tags") == ["always"]

@@ -102,6 +102,26 @@ def test_refuses_scheduler_not_offered_and_names_offered(tmp_path, capsys, fleet
     assert not (tmp_path / "etc").exists()
 
 
+@pytest.mark.parametrize("legacy, successor", [("noop", "none"), ("deadline", "mq-deadline"), ("cfq", "bfq"),
+                                               ("anticipatory", "mq-deadline")])
+def test_refuses_legacy_scheduler_even_without_a_matching_device(tmp_path, capsys, fleet, legacy, successor):
+    """No mmc device exists: the rule selects nothing, yet its scheduler would land in the udev rule."""
+    res = run(tmp_path, capsys, rules=[{"kinds": ["nvme"], "scheduler": "none"}, {"kinds": ["mmc"], "scheduler": legacy}])
+    assert res["failed"] is True
+    assert "rules[1].scheduler: %r is not a scheduler of the multi-queue block layer" % legacy in res["msg"]
+    assert "its blk-mq successor is %r" % successor in res["msg"]
+    assert "allowed: none, mq-deadline, bfq, kyber" in res["msg"]
+    assert (fleet["nvme0n1"] / "scheduler").read_text() == MQ
+    assert not (tmp_path / "etc").exists()
+
+
+def test_refuses_unknown_scheduler_name(tmp_path, capsys, fleet):
+    res = run(tmp_path, capsys, rules=[{"pattern": "mmcblk*", "scheduler": "fifo"}])
+    assert res["failed"] is True
+    assert "'fifo' is not a scheduler of the multi-queue block layer; allowed: none, mq-deadline, bfq, kyber" in res["msg"]
+    assert not (tmp_path / "etc").exists()
+
+
 def test_refuses_unknown_device(tmp_path, capsys, fleet):
     res = run(tmp_path, capsys, rules=[{"devices": ["nvme9n1"], "scheduler": "none"}])
     assert res["failed"] is True
