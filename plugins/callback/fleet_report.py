@@ -36,18 +36,16 @@ options:
       - section: inferfleet_fleet_report
         key: display
   json_path:
-    description: Write the report as JSON to this file (empty - do not).
+    description: Write the report as JSON to this file (unset - do not).
     type: path
-    default: ""
     env:
       - name: INFERFLEET_FLEET_REPORT_JSON
     ini:
       - section: inferfleet_fleet_report
         key: json_path
   markdown_path:
-    description: Write the report as a Markdown table to this file (empty - do not).
+    description: Write the report as a Markdown table to this file (unset - do not).
     type: path
-    default: ""
     env:
       - name: INFERFLEET_FLEET_REPORT_MARKDOWN
     ini:
@@ -81,6 +79,7 @@ import json
 import os
 import re
 
+from ansible.playbook.handler import Handler
 from ansible.plugins.callback import CallbackBase
 
 # Lines of `debug` output that are for a person or a script to copy (kept verbatim, in order).
@@ -269,8 +268,12 @@ class CallbackModule(CallbackBase):
             name = task.get_name()
             h["changed_tasks"].append(name)
             role, part = _part_of(role, name)
+            items = _result_items(res)
+            if isinstance(task, Handler):
+                # handlers: one part, named by what they did ("restart prometheus")
+                part, items = "handlers", [_part_of(role, name)[1]]
             if role + "_summary" not in h.get("_summaries", ()):   # a role's own summary says it better
-                add_change(h, role, part, _result_items(res))
+                add_change(h, role, part, items)
 
     def _record_summary(self, h, role, summary):
         """A role's own account of what it changed: {part: {changed: bool, items: [...]}}."""

@@ -119,3 +119,25 @@ def scrape(collector):
 def standin_metrics(server="dgxh100.New()"):
     exporter = load_exporter()
     return scrape(exporter.NvmlCollector(FakeNvml(gpus(server)).fake))
+
+
+def standin_metrics_every_series():
+    """Scrapes that together give every series the exporter has: a Hopper node that saw an XID
+    (through the exporter's own event thread) and a pre-Ampere-like node with retired pages."""
+    import threading
+    import time
+    exporter = load_exporter()
+    fake = FakeNvml(gpus("dgxh100.New()"), events=[(0, 79)])
+    collector = exporter.NvmlCollector(fake.fake)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.watch_xids, args=(stop, 10))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while fake.events and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    older = gpus("dgxa100.New()")
+    for dev in older:
+        dev.update(retired=[0x1000], remapped=None)
+    return scrape(collector) + scrape(exporter.NvmlCollector(FakeNvml(older).fake))

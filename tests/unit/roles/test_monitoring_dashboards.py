@@ -19,7 +19,8 @@ CAPTURES = ROOT / "tests" / "fixtures" / "monitoring"
 PROMTOOL = shutil.which("promtool")
 # PromQL words that look like metric names in an expression
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset",
-            "bool", "le", "inf", "nan"}
+            "bool", "inf", "nan", "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk",
+            "quantile", "count_values", "group"}
 
 
 def exprs(dashboard):
@@ -36,6 +37,7 @@ def metric_names(expr):
     text = re.sub(r'"[^"]*"', '""', expr)
     text = re.sub(r"\{[^}]*\}", "{}", text)
     text = re.sub(r"\[[^\]]*\]", "[]", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
     names = set()
     for m in re.finditer(r"(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", text):
         name, call = m.group(1), m.group(2)
@@ -47,7 +49,7 @@ def metric_names(expr):
 
 def known_metrics():
     names = {"up"}
-    texts = [S.standin_metrics()] + [p.read_text() for p in sorted(CAPTURES.glob("*.txt"))]
+    texts = [S.standin_metrics_every_series()] + [p.read_text() for p in sorted(CAPTURES.glob("*.txt"))]
     for text in texts:
         for line in text.splitlines():
             if line and not line.startswith("#"):

@@ -156,3 +156,18 @@ def test_nothing_written_without_paths(tmp_path, monkeypatch):
 
 def test_no_host_ran_a_task():
     assert "(no host ran a task)" in F.render_text({"hosts": {}})
+
+
+def test_handlers_are_one_part(callback):
+    from ansible.playbook.handler import Handler
+
+    class _Handler(Handler):
+        def __init__(self, name):  # pylint: disable=super-init-not-called
+            self._name, self.action, self._role = name, "ansible.builtin.systemd_service", _Role("monitoring")
+
+        def get_name(self, include_role_fqcn=True):
+            return "inferfleet.gpu.monitoring : " + self._name
+
+    res = SimpleNamespace(_host=_Host("n1"), _task=_Handler("Monitoring restart prometheus"), _result={"changed": True})
+    callback.v2_runner_on_ok(res)
+    assert callback.report()["hosts"]["n1"]["parts"] == {"monitoring": {"handlers": ["Monitoring restart prometheus"]}}
