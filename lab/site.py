@@ -1,6 +1,8 @@
-"""``python -m lab site --name NAME``: run playbooks/site.yml on the lab, then summarise per host."""
+"""``python -m lab site --name NAME``: run playbooks/site.yml on the lab, then the per-host table
+(the collection's callback inferfleet.gpu.fleet_report) and the addresses to talk to."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -15,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def ansible_env(repo: Path = REPO, base: dict | None = None) -> dict:
-    """The environment DEVELOPING.md asks for, plus the lab's summary callback."""
+    """The environment DEVELOPING.md asks for."""
     env = dict(os.environ if base is None else base)
     env["ANSIBLE_CONFIG"] = str(repo / "ansible.cfg")
     env["ANSIBLE_COLLECTIONS_PATH"] = str(repo / ".build")
@@ -25,52 +27,40 @@ def ansible_env(repo: Path = REPO, base: dict | None = None) -> dict:
     return env
 
 
-def with_summary_callback(env: dict, summary_file: str) -> dict:
+REPORT_PLUGIN = REPO / "plugins" / "callback" / "fleet_report.py"
+# The lines a person or a script copies, after the table, in this order.
+ADDRESS_ORDER = ("prometheus: ", "endpoint: ", "api-key-file: ", "gateway: ")
+
+
+def with_fleet_report(env: dict, json_file: str) -> dict:
+    """The collection's callback inferfleet.gpu.fleet_report, writing its JSON to ``json_file``; the
+    table is printed here, after ansible-playbook's own output, not by the callback."""
     env = dict(env)
-    plugins = str(Path(__file__).resolve().parent / "callback_plugins")
-    env["ANSIBLE_CALLBACK_PLUGINS"] = os.pathsep.join(
-        p for p in (plugins, env.get("ANSIBLE_CALLBACK_PLUGINS")) if p)
     enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c]
-    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(enabled + ["inferlab_summary"])
-    env["INFERLAB_SUMMARY_FILE"] = summary_file
+    env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(enabled + ["inferfleet.gpu.fleet_report"])
+    env["INFERFLEET_FLEET_REPORT_JSON"] = json_file
+    env["INFERFLEET_FLEET_REPORT_DISPLAY"] = "false"
     return env
+
+
+def _report_module():
+    spec = importlib.util.spec_from_file_location("inferfleet_fleet_report", REPORT_PLUGIN)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _natural(host: str) -> list:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", host)]
 
 
-MAX_SAID = 240  # a longer message (a whole summary dict) is cut in the per-host digest
-
-
-def format_summary(name: str, summary: dict, rc: int) -> str:
-    lines = [f"== lab {name}: playbooks/site.yml exit {rc}; per host =="]
-    endpoints = []
-    for host in sorted(summary, key=_natural):
-        h = summary[host]
-        lines.append(f"{host}: ok={h['ok']} changed={h['changed']} failed={h['failed']} "
-                     f"unreachable={h['unreachable']} skipped={h['skipped']}")
-        topo = h.get("topology")
-        for msg in h.get("messages", []):
-            if msg.startswith("endpoint: "):
-                endpoints.append(msg)
-            lines.append(f"  said:  {msg if len(msg) <= MAX_SAID else msg[:MAX_SAID] + ' ...'}")
-        if topo and "error" not in topo:
-            found = f"block devices: {', '.join(topo['block_devices']) or 'none'}"
-            if not h.get("messages"):
-                found = (f"{topo['cpus']} CPUs ({topo['cpus_online']}), {topo['numa_nodes']} NUMA "
-                         f"node(s), {topo['gpus']} GPU(s), " + found)
-            lines.append(f"  found: {found}")
-        if h["changed_tasks"]:
-            lines.append(f"  did:   {'; '.join(h['changed_tasks'])}")
-        else:
-            lines.append("  did:   nothing (no task changed)")
-        for fail in h.get("failed_tasks", []):
-            lines.append(f"  FAILED {fail}")
-    if not summary:
-        lines.append("(no host ran a task)")
-    # Last, bare, one per vLLM instance: for a person or a script to talk to.
-    lines.extend(endpoints)
+def format_summary(name: str, report: dict, rc: int) -> str:
+    """The shipped per-host table, then the addresses: prometheus, endpoints, api key file, gateway."""
+    lines = [f"== lab {name}: playbooks/site.yml exit {rc} ==", _report_module().render_text(report)]
+    hosts = report.get("hosts") or {}
+    said = [line for host in sorted(hosts, key=_natural) for line in hosts[host].get("addresses", [])]
+    for prefix in ADDRESS_ORDER:
+        lines.extend(line for line in said if line.startswith(prefix))
     return "\n".join(lines)
 
 
@@ -81,10 +71,10 @@ def run(name: str, extra: list[str] | None = None, playbook: str = "playbooks/si
               file=sys.stderr)
         return 1
     extra = [a for a in (extra or []) if a != "--"]
-    with tempfile.NamedTemporaryFile(prefix="inferlab-summary-", suffix=".json", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(prefix="inferlab-report-", suffix=".json", delete=False) as tmp:
         summary_file = tmp.name
     try:
-        env = with_summary_callback(ansible_env(), summary_file)
+        env = with_fleet_report(ansible_env(), summary_file)
         cmd = ["ansible-playbook", "-i", str(inv), str(REPO / playbook), *extra]
         print(f"lab: {' '.join(cmd)}", file=sys.stderr, flush=True)
         rc = subprocess.run(cmd, env=env, cwd=REPO, check=False).returncode

@@ -124,33 +124,40 @@ def test_limit_never_lowered(tmp_path):
     assert sysctl.read_text().strip() == "100000"
 
 
-def test_site_summary_text():
-    summary = {"l-node1": {"ok": 3, "changed": 1, "failed": 0, "skipped": 0, "unreachable": 0,
-                           "changed_tasks": ["Write x"], "failed_tasks": [],
-                           "messages": ["l-node1: 2 CPUs (0-1)"],
-                           "topology": {"cpus": 2, "cpus_online": "0-1", "numa_nodes": 1, "gpus": 0,
-                                        "nvswitch_count": 0, "block_devices": ["loop3", "vda"]}}}
-    text = site.format_summary("l", summary, 0)
-    assert "l-node1: ok=3 changed=1 failed=0" in text
-    assert "found: block devices: loop3, vda" in text
-    assert "did:   Write x" in text and "said:  l-node1: 2 CPUs (0-1)" in text
+def _host(**kw):
+    h = {"ok": 3, "changed": 1, "failed": 0, "skipped": 0, "unreachable": 0, "topology": None,
+         "parts": {}, "changed_tasks": [], "failures": [], "instances": [], "addresses": [],
+         "reboot_required": False}
+    h.update(kw)
+    return h
+
+
+def test_site_summary_is_the_shipped_table():
+    report = {"check_mode": False, "hosts": {
+        "l-node1": _host(parts={"host_tuning": {"sysctl": ["vm.swappiness"]}},
+                         topology={"cpus": 2, "cpus_online": "0-1", "numa_nodes": 1, "gpus": 0,
+                                   "nvswitch_count": 0, "block_devices": ["loop3"]})}}
+    text = site.format_summary("l", report, 0)
+    assert text.splitlines()[0] == "== lab l: playbooks/site.yml exit 0 =="
+    assert "l-node1  [2 CPUs, 1 NUMA, 0 GPUs]  ok=3 changed=1 failed=0" in text
+    assert "  host_tuning:   sysctl (vm.swappiness)" in text
+    assert "said:" not in text
     assert "(no host ran a task)" in site.format_summary("l", {}, 2)
-    del summary["l-node1"]["messages"][:]
-    summary["l-node10"] = summary["l-node2"] = summary["l-node1"]
-    text = site.format_summary("l", summary, 0)
-    assert "found: 2 CPUs (0-1), 1 NUMA node(s), 0 GPU(s), block devices: loop3, vda" in text
-    assert text.index("l-node2:") < text.index("l-node10:")
+    report["hosts"]["l-node10"] = report["hosts"]["l-node2"] = report["hosts"]["l-node1"]
+    text = site.format_summary("l", report, 0)
+    assert text.index("l-node2  [") < text.index("l-node10  [")
 
 
-def test_site_env_enables_the_summary_callback(tmp_path):
-    env = site.with_summary_callback(site.ansible_env(base={"PATH": "/usr/bin",
-                                                            "ANSIBLE_CALLBACKS_ENABLED": "timer"}),
-                                     str(tmp_path / "s.json"))
-    assert env["ANSIBLE_CALLBACKS_ENABLED"] == "timer,inferlab_summary"
+def test_site_env_enables_the_shipped_callback(tmp_path):
+    env = site.with_fleet_report(site.ansible_env(base={"PATH": "/usr/bin", "ANSIBLE_CALLBACKS_ENABLED": "timer"}),
+                                 str(tmp_path / "s.json"))
+    assert env["ANSIBLE_CALLBACKS_ENABLED"] == "timer,inferfleet.gpu.fleet_report"
+    assert env["INFERFLEET_FLEET_REPORT_JSON"] == str(tmp_path / "s.json")
+    assert env["INFERFLEET_FLEET_REPORT_DISPLAY"] == "false"
     assert env["ANSIBLE_CONFIG"].endswith("ansible.cfg")
     assert env["ANSIBLE_COLLECTIONS_PATH"].endswith(".build")
     assert env["PATH"].split(":")[0].endswith(".venv/bin")
-    assert (json.dumps(env["ANSIBLE_CALLBACK_PLUGINS"]).find("lab/callback_plugins") > 0)
+    assert "ANSIBLE_CALLBACK_PLUGINS" not in env
 
 
 def test_device_rules_allow_only_pseudo_devices_and_the_own_disk(tmp_path):
@@ -195,14 +202,14 @@ def test_node_ownership_by_name(machine, owned):
     assert commands.is_node_of("a", machine) is owned
 
 
-def test_site_summary_ends_with_bare_endpoint_lines_and_cuts_long_messages():
-    host = {"ok": 1, "changed": 0, "failed": 0, "skipped": 0, "unreachable": 0,
-            "changed_tasks": [], "failed_tasks": [], "topology": None,
-            "messages": ["endpoint: http://10.0.0.11:8000/v1 model: m", "x" * 1000]}
-    summary = {"l-node2": dict(host, messages=["endpoint: http://10.0.0.12:8000/v1 model: m"]),
-               "l-node1": host}
-    lines = site.format_summary("l", summary, 0).splitlines()
-    assert lines[-2:] == ["endpoint: http://10.0.0.11:8000/v1 model: m",
-                          "endpoint: http://10.0.0.12:8000/v1 model: m"]
-    long_said = [line for line in lines if line.startswith("  said:  xxx")]
-    assert long_said == ["  said:  " + "x" * site.MAX_SAID + " ..."]
+def test_site_summary_ends_with_the_addresses_in_order():
+    report = {"hosts": {
+        "l-node2": _host(addresses=["endpoint: http://10.0.0.12:8000/v1 model: m"]),
+        "l-node1": _host(addresses=["gateway: http://10.0.0.11:30000/v1 model: m",
+                                    "endpoint: http://10.0.0.11:8000/v1 model: m",
+                                    "prometheus: http://10.0.0.11:9090"])}}
+    lines = site.format_summary("l", report, 0).splitlines()
+    assert lines[-4:] == ["prometheus: http://10.0.0.11:9090",
+                          "endpoint: http://10.0.0.11:8000/v1 model: m",
+                          "endpoint: http://10.0.0.12:8000/v1 model: m",
+                          "gateway: http://10.0.0.11:30000/v1 model: m"]
