@@ -45,7 +45,7 @@ MAX_SAID = 240  # a longer message (a whole summary dict) is cut in the per-host
 
 def format_summary(name: str, summary: dict, rc: int) -> str:
     lines = [f"== lab {name}: playbooks/site.yml exit {rc}; per host =="]
-    endpoints = []
+    endpoints, doors = [], []
     for host in sorted(summary, key=_natural):
         h = summary[host]
         lines.append(f"{host}: ok={h['ok']} changed={h['changed']} failed={h['failed']} "
@@ -54,6 +54,8 @@ def format_summary(name: str, summary: dict, rc: int) -> str:
         for msg in h.get("messages", []):
             if msg.startswith("endpoint: "):
                 endpoints.append(msg)
+            elif msg.startswith(("api-key-file: ", "gateway: ")):
+                doors.append(msg)
             lines.append(f"  said:  {msg if len(msg) <= MAX_SAID else msg[:MAX_SAID] + ' ...'}")
         if topo and "error" not in topo:
             found = f"block devices: {', '.join(topo['block_devices']) or 'none'}"
@@ -69,8 +71,10 @@ def format_summary(name: str, summary: dict, rc: int) -> str:
             lines.append(f"  FAILED {fail}")
     if not summary:
         lines.append("(no host ran a task)")
-    # Last, bare, one per vLLM instance: for a person or a script to talk to.
+    # Last, bare, one per vLLM instance, then the fleet's key file and its one address (the gateway):
+    # for a person or a script to talk to.
     lines.extend(endpoints)
+    lines.extend(doors)
     return "\n".join(lines)
 
 
@@ -96,3 +100,55 @@ def run(name: str, extra: list[str] | None = None, playbook: str = "playbooks/si
         return rc
     finally:
         os.unlink(summary_file)
+
+
+GATEWAY_PORT = 8080  # inferfleet.gpu.gateway's default gateway_port
+
+
+def gateway_url(name: str, port: int = GATEWAY_PORT) -> str | None:
+    """http://ADDR:PORT/v1 of the lab's gateway (the first host of the group `gateways`)."""
+    import yaml  # the venv's; only the lab needs it
+
+    inv = yaml.safe_load(st.inventory_path(name).read_text()) or {}
+    children = (inv.get("all") or {}).get("children") or {}
+    hosts = list(((children.get("gateways") or {}).get("hosts") or {}))
+    nodes = (children.get("lab_nodes") or {}).get("hosts") or {}
+    if not hosts or hosts[0] not in nodes:
+        return None
+    return f"http://{nodes[hosts[0]]['ansible_host']}:{port}/v1"
+
+
+def deploy(name: str, extra: list[str] | None = None, concurrency: int = 2) -> int:
+    """playbooks/deploy.yml on the lab while a load loop of image + text chats runs through the gateway."""
+    from lab import assets
+
+    url = gateway_url(name)
+    key_file = st.lab_dir(name) / "api-key"
+    if url is None:
+        print(f"lab: {name} has no gateway host (group gateways); running deploy.yml without a load loop",
+              file=sys.stderr)
+        return run(name, extra, playbook="playbooks/deploy.yml")
+    with tempfile.TemporaryDirectory(prefix="inferlab-load-") as tmp:
+        stop, report = Path(tmp) / "stop", Path(tmp) / "report.json"
+        cmd = [sys.executable, str(REPO / "bench" / "gateway_load.py"), "--url", url, "--model", assets.SERVED_NAME,
+               "--concurrency", str(concurrency), "--stop-file", str(stop), "--report", str(report)]
+        if key_file.is_file():
+            cmd += ["--key-file", str(key_file)]
+        print(f"lab: load loop through {url} during the deploy: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        load = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=REPO)
+        try:
+            rc = run(name, extra, playbook="playbooks/deploy.yml")
+        finally:
+            stop.touch()
+            load.wait(timeout=600)
+        try:
+            result = json.loads(report.read_text())
+        except (OSError, json.JSONDecodeError):
+            print("load: no report (the load loop did not finish)", flush=True)
+            return rc or 1
+    for err in result["errors"]:
+        print(f"  load error at {err['at_s']} s ({'image' if err['image'] else 'text'}): {err['error']}")
+    print(f"load: {result['requests']} requests ({result['image_requests']} with an image) through {url} "
+          f"during the deploy, {result['failures']} failed, longest stall {result['longest_stall_s']} s, "
+          f"p99 latency {result['p99_latency_s']} s", flush=True)
+    return rc or (1 if result["failures"] else 0)
