@@ -14,10 +14,12 @@ export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps venv link lab lab-up lab-down test unit lint sanity molecule build bench clean
+.PHONY: help deps venv link lab lab-up lab-deploy lab-down test unit lint sanity molecule build bench clean
 
 help:
 	@echo "make lab       bring up the lab fleet ($(LAB_NODES) nodes) and run playbooks/site.yml on it"
+	@echo "make lab-deploy  playbooks/deploy.yml on the lab that is up (extra vars: LAB_DEPLOY_VARS='-e ...'),"
+	@echo "                 with a load loop through the gateway; prints requests, failures, longest stall"
 	@echo "make lab-down  tear the lab down, leaving nothing behind"
 	@echo "make test      lint, ansible-test sanity, unit tests and every molecule scenario"
 
@@ -53,6 +55,13 @@ lab: deps venv link
 	binds=$$($(PY) -m lab.assets binds) && \
 	  $(PY) -m lab up --name $(LAB_NAME) --nodes $(LAB_NODES) --disk-size 2G $$binds
 	$(PY) -m lab site --name $(LAB_NAME) -- $(LAB_SITE_VARS)
+
+# A rolling deploy on the lab that is up, e.g. LAB_DEPLOY_VARS='-e vllm_service_max_num_seqs=3' make lab-deploy:
+# every changed instance is drained from the gateway, restarted and put back while image + text chats
+# go through the gateway; the last line says how many ran, how many failed and the longest stall.
+LAB_DEPLOY_VARS ?=
+lab-deploy: venv link
+	$(PY) -m lab deploy --name $(LAB_NAME) -- $(LAB_SITE_VARS) $(LAB_DEPLOY_VARS)
 
 lab-down: venv
 	$(PY) -m lab down --name $(LAB_NAME)

@@ -13,10 +13,14 @@ model from a local path.  This module prepares both on the host, cached under
   transformers, tokenizers and safetensors, used to build the model.
 - ``models-<hash>/qwen3-vl-tiny-standin/``: the random-weight Qwen3-VL (MoE)
   stand-in built by ``tests/fixtures/tiny_qwen3_vl/build.py``.
+- ``router-<hash>/``: the wheels of the gateway's ``vllm-router==ROUTER_VERSION`` and its
+  dependencies for CPython 3.11 (``pip download``, binary wheels only), kept apart from the
+  vLLM wheelhouse so that neither recipe changes the other's cache key.
 
 The nodes get them read-only with
-``python -m lab up ... --bind WHEELHOUSE:/srv/wheelhouse:ro --bind MODELS:/srv/models-src:ro``.
-``prepare`` prints ``wheelhouse: PATH``, ``models: PATH``, ``model: PATH`` and
+``python -m lab up ... --bind WHEELHOUSE:/srv/wheelhouse:ro --bind MODELS:/srv/models-src:ro
+--bind ROUTER:/srv/wheelhouse-router:ro``.
+``prepare`` prints ``wheelhouse: PATH``, ``router_wheelhouse: PATH``, ``models: PATH``, ``model: PATH`` and
 ``served_model_name: NAME`` (or one JSON object with ``--json``); ``binds`` prints the
 ``--bind`` arguments for ``python -m lab up``.
 """
@@ -54,6 +58,9 @@ MONITORING_DEBS = [
 DRIFT_VERSION = "0.31.0"  # an older release, only for the scenario's drift step
 # What the model builder needs; all of it is in the wheelhouse already (vLLM depends on it).
 BUILDER_PACKAGES = ["torch==" + TORCH_VERSION, "transformers", "tokenizers", "safetensors"]
+# The gateway (inferfleet.gpu.gateway): the Rust router of vllm-project/router, from PyPI.
+ROUTER_PACKAGE = "vllm-router"
+ROUTER_VERSION = "0.1.17"
 PYTHON_CANDIDATES = ["/root/.pyenv/versions/3.11.7/bin/python", "python3.11", "python3"]
 
 
@@ -100,6 +107,27 @@ def build_wheelhouse(python: str, vllm_version: str) -> Path:
     t0 = time.monotonic()
     run([python, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp),
          f"{VLLM_PACKAGE}=={vllm_version}", f"torch=={TORCH_VERSION}"])
+    (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
+    os.replace(tmp, dest)
+    return dest
+
+
+def router_recipe(version: str = ROUTER_VERSION) -> dict:
+    return {"package": ROUTER_PACKAGE, "version": version, "python": "cp311"}
+
+
+def build_router_wheelhouse(python: str, version: str = ROUTER_VERSION) -> Path:
+    """The gateway's wheels (vllm-router and its dependencies, cp311, binary only), downloaded once."""
+    recipe = router_recipe(version)
+    dest = CACHE / f"router-{digest(recipe)}"
+    if (dest / "RECIPE.json").exists():
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    t0 = time.monotonic()
+    run([python, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(tmp),
+         f"{ROUTER_PACKAGE}=={version}"])
     (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
     os.replace(tmp, dest)
     return dest
@@ -203,11 +231,14 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
     debs = add_debs(wheelhouse)
     debs_monitoring = build_monitoring_debs()
     t1 = time.monotonic()
+    router = build_router_wheelhouse(py)
     builder = build_builder_venv(py, wheelhouse)
     model = build_model(builder, dense)
     t2 = time.monotonic()
     return {
         "wheelhouse": str(wheelhouse),
+        "router_wheelhouse": str(router),
+        "router_version": ROUTER_VERSION,
         "models": str(model.parent),
         "drift_wheel": str(drift),
         "debs": str(debs),
@@ -223,7 +254,8 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
 def bind_pairs(info: dict) -> list[tuple[str, str]]:
     """Host path -> node path, as lab/vars/vllm.yml expects them."""
     return [(info["wheelhouse"], "/srv/wheelhouse"), (info["models"], "/srv/models-src"),
-            (info["debs_monitoring"], "/srv/debs-monitoring")]
+            (info["debs_monitoring"], "/srv/debs-monitoring"),
+            (info["router_wheelhouse"], "/srv/wheelhouse-router")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(info))
     else:
-        for key in ("wheelhouse", "models", "model", "served_model_name"):
+        for key in ("wheelhouse", "router_wheelhouse", "models", "model", "served_model_name"):
             print(f"{key}: {info[key]}")
     return 0
 

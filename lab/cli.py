@@ -17,6 +17,11 @@ def cmd_site(args) -> int:
     return site.run(args.name, extra=args.ansible_args)
 
 
+def cmd_deploy(args) -> int:
+    from lab import site
+    return site.deploy(args.name, extra=args.ansible_args)
+
+
 def cmd_vm(argv: list[str]) -> int:
     from lab.vm import machine
     return machine.main(argv)
@@ -47,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("ansible_args", nargs=argparse.REMAINDER,
                       help="extra ansible-playbook arguments after --")
     site.set_defaults(func=cmd_site)
+    dep = sub.add_parser("deploy", help="run playbooks/deploy.yml on lab NAME with a load loop through its gateway")
+    dep.add_argument("--name", required=True)
+    dep.add_argument("ansible_args", nargs=argparse.REMAINDER,
+                     help="extra ansible-playbook arguments after --")
+    dep.set_defaults(func=cmd_deploy)
     img = sub.add_parser("image", help="build the node image (cached) and print its path")
     img.add_argument("--prune", action="store_true",
                      help="also remove cached roots of other recipes that no lab uses")

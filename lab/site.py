@@ -86,3 +86,55 @@ def run(name: str, extra: list[str] | None = None, playbook: str = "playbooks/si
         return rc
     finally:
         os.unlink(summary_file)
+
+
+GATEWAY_PORT = 8080  # inferfleet.gpu.gateway's default gateway_port
+
+
+def gateway_url(name: str, port: int = GATEWAY_PORT) -> str | None:
+    """http://ADDR:PORT/v1 of the lab's gateway (the first host of the group `gateways`)."""
+    import yaml  # the venv's; only the lab needs it
+
+    inv = yaml.safe_load(st.inventory_path(name).read_text()) or {}
+    children = (inv.get("all") or {}).get("children") or {}
+    hosts = list(((children.get("gateways") or {}).get("hosts") or {}))
+    nodes = (children.get("lab_nodes") or {}).get("hosts") or {}
+    if not hosts or hosts[0] not in nodes:
+        return None
+    return f"http://{nodes[hosts[0]]['ansible_host']}:{port}/v1"
+
+
+def deploy(name: str, extra: list[str] | None = None, concurrency: int = 2) -> int:
+    """playbooks/deploy.yml on the lab while a load loop of image + text chats runs through the gateway."""
+    from lab import assets
+
+    url = gateway_url(name)
+    key_file = st.lab_dir(name) / "api-key"
+    if url is None:
+        print(f"lab: {name} has no gateway host (group gateways); running deploy.yml without a load loop",
+              file=sys.stderr)
+        return run(name, extra, playbook="playbooks/deploy.yml")
+    with tempfile.TemporaryDirectory(prefix="inferlab-load-") as tmp:
+        stop, report = Path(tmp) / "stop", Path(tmp) / "report.json"
+        cmd = [sys.executable, str(REPO / "bench" / "gateway_load.py"), "--url", url, "--model", assets.SERVED_NAME,
+               "--concurrency", str(concurrency), "--stop-file", str(stop), "--report", str(report)]
+        if key_file.is_file():
+            cmd += ["--key-file", str(key_file)]
+        print(f"lab: load loop through {url} during the deploy: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        load = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=REPO)
+        try:
+            rc = run(name, extra, playbook="playbooks/deploy.yml")
+        finally:
+            stop.touch()
+            load.wait(timeout=600)
+        try:
+            result = json.loads(report.read_text())
+        except (OSError, json.JSONDecodeError):
+            print("load: no report (the load loop did not finish)", flush=True)
+            return rc or 1
+    for err in result["errors"]:
+        print(f"  load error at {err['at_s']} s ({'image' if err['image'] else 'text'}): {err['error']}")
+    print(f"load: {result['requests']} requests ({result['image_requests']} with an image) through {url} "
+          f"during the deploy, {result['failures']} failed, longest stall {result['longest_stall_s']} s, "
+          f"p99 latency {result['p99_latency_s']} s", flush=True)
+    return rc or (1 if result["failures"] else 0)
