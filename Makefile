@@ -90,4 +90,4 @@ lab-bench: venv link
 	  ansible-playbook -i $$inv $(LAB_SITE_VARS) -e @lab/vars/benchmark.yml \
 	    -e benchmark_output_dir=$(BENCH_DIR) $(BENCH_ARGS) playbooks/benchmark.yml; rc=$$?; \
 	  test -f $(BENCH_DIR)/report.md && { echo "report: $(BENCH_DIR)/report.md"; \
-	    sed -n '/^| target/,/^$$/p' $(BENCH_DIR)/report.md; }; exit $$rc
+	    sed -n '/^| target | workload | req/,/^$$/p' $(BENCH_DIR)/report.md; }; exit $$rc

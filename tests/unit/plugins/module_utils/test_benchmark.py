@@ -1,7 +1,8 @@
 """The fleet benchmark's report functions (plugins/module_utils/benchmark.py).
 
-Fixtures: tests/fixtures/benchmark/ holds a real `vllm bench serve --save-result` file and a real
-`systemctl show` of two vLLM units, both captured in the lab (vLLM 0.32.0, CPU build).
+Fixtures (tests/fixtures/benchmark/), captured in the lab (vLLM 0.32.0, CPU build): a `vllm bench serve
+--save-result` file, and `systemctl show` of an instance's unit followed by a copy of it edited into a
+second instance (port 8001, SCHED_OTHER, CPUs 2-3) to cover two units and a second policy.
 """
 import json
 import shutil
