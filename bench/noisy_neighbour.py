@@ -60,11 +60,11 @@ n = int(sys.argv[1]); d = "/run/" + sys.argv[2]
 os.makedirs(d, exist_ok=True)
 for i in range(n):
     if os.fork() == 0:
-        c = 0; t = time.monotonic(); path = "%s/%d" % (d, i)
+        c = 0; t = time.monotonic(); path = "%s/%d.count" % (d, i)
         while True:
             c += 1
             if c % 200000 == 0 and time.monotonic() - t > 0.2:
-                with open(path + ".tmp", "w") as f: f.write("%d" % c)
+                with open(path + ".tmp", "w") as f: f.write("%d\n" % c)
                 os.replace(path + ".tmp", path); t = time.monotonic()
 os.wait()
 """
@@ -165,7 +165,7 @@ def stop_neighbour(host: Host, slices: bool) -> None:
 
 
 def neighbour_count(host: Host) -> int:
-    out = host.run("cat /run/%s/[0-9]* 2>/dev/null; true" % NEIGHBOUR_UNIT, check=False)
+    out = host.run("cat /run/%s/*.count 2>/dev/null; true" % NEIGHBOUR_UNIT, check=False)
     return sum(int(x) for x in out.split() if x.isdigit())
 
 
