@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import shlex
 import statistics
@@ -298,7 +299,8 @@ def main(argv=None) -> int:
     ap.add_argument("--url", help="the instance's base URL (default http://HOST:8000/v1)")
     ap.add_argument("--unit", default="inferfleet-vllm-0.service")
     ap.add_argument("--model", help="served model name (default: the first of /v1/models)")
-    ap.add_argument("--api-key", help="API key (default: none)")
+    ap.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY"),
+                    help="API key (default: the OPENAI_API_KEY environment variable, else none)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--requests", type=int, default=40, help="requests per run")
