@@ -220,7 +220,7 @@ def load(url: str, model: str, prompts: list[str], concurrency: int, max_tokens:
                 results.append(res)
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker) for _index in range(concurrency)]
     for t in threads:
         t.start()
     for t in threads:
@@ -242,7 +242,7 @@ def load(url: str, model: str, prompts: list[str], concurrency: int, max_tokens:
 def make_prompts(run_id: str, n: int, words: int, seed: int) -> list[str]:
     """The same lengths every run; a unique first word so no run hits another's prefix cache."""
     rng = random.Random(seed)
-    return ["%s-%d %s" % (run_id, i, " ".join(rng.choice(WORDS) for _ in range(words))) for i in range(n)]
+    return ["%s-%d %s" % (run_id, i, " ".join(rng.choice(WORDS) for _word in range(words))) for i in range(n)]
 
 
 def lab_target(name: str) -> tuple[str, str, str]:
@@ -362,12 +362,12 @@ def main(argv=None) -> int:
                         stop_neighbour(host, args.partition_slices)
                     res.update(variant=v, neighbour=noisy, round=rnd)
                     runs.append(res)
+                    extra = "  neighbour %.2f Mit/s" % (res["neighbour_it_s"] / 1e6) if noisy else ""
+                    values = (rnd + 1, v, "neighbour" if noisy else "quiet", res["req_s"], res["p50_ttft_ms"] or 0,
+                              res["p99_ttft_ms"] or 0, res["p50_tpot_ms"] or 0, res["p99_tpot_ms"] or 0,
+                              res["failed"], extra)
                     print("  round %d %-9s %-9s %5.2f req/s  P50/P99 TTFT %6.1f/%6.1f ms  P50/P99 TPOT %6.1f/%6.1f ms"
-                          "  failed %d%s" % (rnd + 1, v, "neighbour" if noisy else "quiet", res["req_s"],
-                                            res["p50_ttft_ms"] or 0, res["p99_ttft_ms"] or 0,
-                                            res["p50_tpot_ms"] or 0, res["p99_tpot_ms"] or 0, res["failed"],
-                                            "  neighbour %.2f Mit/s" % (res["neighbour_it_s"] / 1e6)
-                                            if noisy else ""), flush=True)
+                          "  failed %d%s" % values, flush=True)
     finally:
         restore(host, args.unit, info)
     with open("/proc/loadavg") as handle:

@@ -215,11 +215,11 @@ def check_slo(rows, slo):
             value = row.get(key)
             label = "%s (%s)" % (row["target"], row["workload"])
             if value is None:
-                out.append("%s: %s not measured (%s), SLO %s %g" % (label, key, row.get("error", "no value"),
-                                                                  name, bound))
+                out.append("%s: %s not measured (%s), SLO %s %g"
+                           % (label, key, row.get("error", "no value"), name, bound))
             elif (direction == "max" and value > bound) or (direction == "min" and value < bound):
-                out.append("%s: %s = %.6g, SLO %s %s %g" % (label, key, value, name,
-                                                          "<=" if direction == "max" else ">=", bound))
+                out.append("%s: %s = %.6g, SLO %s %s %g"
+                           % (label, key, value, name, "<=" if direction == "max" else ">=", bound))
     return out
 
 
@@ -285,14 +285,14 @@ def render_markdown(rows, settings=None, violations=None, plots=None):
                 "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
         for r in costs:
             lg = r["loadgen"]
-            out.append("| %s | %s | %s | %s | %s | %s | %s |" % (r["target"], r["workload"], lg.get("host", ""),
-                                                               lg["cpu_s"], lg["wall_s"], lg["cpu_cores"],
-                                                               _fmt(lg.get("max_rss_mib"))))
+            cells = (r["target"], r["workload"], lg.get("host", ""), lg["cpu_s"], lg["wall_s"], lg["cpu_cores"],
+                     _fmt(lg.get("max_rss_mib")))
+            out.append("| %s | %s | %s | %s | %s | %s | %s |" % cells)
         out.append("")
     errors = [r for r in rows if r.get("error")]
     if errors:
-        out += ["## Runs without a result", ""] + ["- %s (%s): %s" % (r["target"], r["workload"], r["error"])
-                                                  for r in errors] + [""]
+        out += ["## Runs without a result", ""]
+        out += ["- %s (%s): %s" % (r["target"], r["workload"], r["error"]) for r in errors] + [""]
     out += ["## SLO gate", ""]
     out += ["- " + v for v in violations] if violations else ["All targets within their SLOs (or none set)."]
     out.append("")
@@ -313,13 +313,13 @@ def plot(rows, path):
     labels = ["%s\n%s" % (r["target"], r["workload"]) for r in rows]
     width = max(6.0, 1.2 * len(rows) + 2)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(width * len(METRICS) / 2, 4.5), squeeze=False)
-    bar = 0.8 / len(PERCENTILES)
+    step = 0.8 / len(PERCENTILES)
     for ax, metric in zip(axes[0], METRICS):
         for i, pct in enumerate(PERCENTILES):
             values = [r.get("p%d_%s_ms" % (pct, metric)) or 0.0 for r in rows]
-            ax.bar([x + i * bar for x in range(len(rows))], values, bar, label="p%d" % pct)
+            ax.bar([x + i * step for x in range(len(rows))], values, step, label="p%d" % pct)
         ax.set_title(metric.upper() + " (ms)")
-        ax.set_xticks([x + bar for x in range(len(rows))])
+        ax.set_xticks([x + step for x in range(len(rows))])
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=7)
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -19,7 +19,7 @@ description:
     C(latency.png) and C(throughput.png).
   - Judges every row against O(slo) and returns the violations, each naming its target; the module itself
     does not fail on them (the role does, after the report is written, so a failing run still leaves its report).
-  - Runs where the results are (the controller, C(delegate_to: localhost)); plots need matplotlib there.
+  - Runs where the results are (the controller, with C(delegate_to=localhost)); plots need matplotlib there.
 author:
   - inferfleet engineers (@inferfleet)
 options:
