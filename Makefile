@@ -14,12 +14,13 @@ export ANSIBLE_COLLECTIONS_PATH := $(ROOT)/.build
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help deps venv link lab lab-up lab-deploy lab-down test unit lint sanity molecule build bench clean
+.PHONY: help deps venv link lab lab-up lab-deploy lab-bench lab-down test unit lint sanity molecule build bench clean
 
 help:
 	@echo "make lab       bring up the lab fleet ($(LAB_NODES) nodes) and run playbooks/site.yml on it"
 	@echo "make lab-deploy  playbooks/deploy.yml on the lab that is up (extra vars: LAB_DEPLOY_VARS='-e ...'),"
 	@echo "                 with a load loop through the gateway; prints requests, failures, longest stall"
+	@echo "make lab-bench benchmark every instance and the gateway of the lab that is up; prints the report"
 	@echo "make lab-down  tear the lab down, leaving nothing behind"
 	@echo "make test      lint, ansible-test sanity, unit tests and every molecule scenario"
 
@@ -90,3 +91,13 @@ bench: venv link
 
 clean:
 	rm -rf .build .pytest_cache tests/output
+
+# Benchmark the lab that is up (make lab): every instance and the gateway, with the lab's small
+# load (lab/vars/benchmark.yml); prints the report's path and its table. BENCH_ARGS: more -e ....
+BENCH_DIR ?= $(ROOT)/benchmark-results/$(LAB_NAME)-$(shell date -u +%Y%m%dT%H%M%SZ)
+lab-bench: venv link
+	inv=$$($(PY) -m lab inventory --name $(LAB_NAME)) && \
+	  ansible-playbook -i $$inv $(LAB_SITE_VARS) -e @lab/vars/benchmark.yml \
+	    -e benchmark_output_dir=$(BENCH_DIR) $(BENCH_ARGS) playbooks/benchmark.yml; rc=$$?; \
+	  test -f $(BENCH_DIR)/report.md && { echo "report: $(BENCH_DIR)/report.md"; \
+	    sed -n '/^| target | workload | req/,/^$$/p' $(BENCH_DIR)/report.md; }; exit $$rc

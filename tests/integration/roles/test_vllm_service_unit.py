@@ -111,7 +111,7 @@ def test_placement_reaches_the_unit(hgx_units):
         # thread pools sized to the instance, not the host
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS"):
             assert env[var] == str(inst["cpu_count"]) == str(len(cpus))
-        assert d["CPUQuota"] == ["%d%%" % (inst["cpu_count"] * 100)]
+        assert "CPUQuota" not in d  # off by default (vllm_service_cpu_quota_enabled)
         # GPU device access: the instance's GPUs and the control nodes only
         allowed = d["DeviceAllow"]
         assert d["DevicePolicy"] == ["closed"]
@@ -130,9 +130,9 @@ def test_resources_scheduling_and_hardening(hgx_units):
     d = directives(units[0])
     assert d["MemoryMax"] == [str(200 * GIB)]
     assert d["TasksMax"] == ["4096"]
-    assert d["Nice"] == ["-10"]
-    assert d["CPUSchedulingPolicy"] == ["fifo"]
-    assert d["CPUSchedulingPriority"] == ["80"]
+    assert d["Nice"] == ["0"]
+    assert d["CPUSchedulingPolicy"] == ["other"]
+    assert "CPUSchedulingPriority" not in d
     assert d["LimitMEMLOCK"] == ["infinity"]
     assert d["Restart"] == ["on-failure"]
     assert int(d["TimeoutStartSec"][0]) >= 600
@@ -147,6 +147,14 @@ def test_resources_scheduling_and_hardening(hgx_units):
     for var in ("HOME", "TMPDIR", "XDG_CACHE_HOME", "VLLM_CACHE_ROOT", "HF_HOME"):
         assert env[var].startswith(state)
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+
+
+def test_fifo_and_quota_when_asked(tmp_path, hgx):
+    plan = plan_placement(hgx, gpus_per_instance=2)
+    d = directives(render(tmp_path, plan, vllm_service_sched_policy="fifo", vllm_service_cpu_quota_enabled=True,
+                          vllm_service_nice=-10)[0])
+    assert d["CPUSchedulingPolicy"] == ["fifo"] and d["CPUSchedulingPriority"] == ["80"]
+    assert d["CPUQuota"] == ["%d%%" % (plan[0]["cpu_count"] * 100)] and d["Nice"] == ["-10"]
 
 
 def test_execstart_flags(hgx_units):
