@@ -214,6 +214,17 @@ def main():
         mode = int(params["mode"], 8)
     except ValueError:
         module.fail_json(msg="model_manifest mode=%s is not an octal file mode such as 0644" % params["mode"])
+    if src and not params["expected"]:
+        # A source that is not a model is not hashed (it may be any large directory).
+        src_problems = mm.structure_problems(src)
+        if src_problems:
+            problems = ["src %s: %s" % (params["src"], p) for p in src_problems]
+            if params["state"] == "present":
+                module.fail_json(msg="model_manifest: src=%s is not a complete model: %s"
+                                     % (params["src"], "; ".join(src_problems)), problems=problems)
+            module.exit_json(changed=False, complete=False, problems=problems, missing=[], mismatched=[],
+                             repaired=[], removed=[], manifest={}, fingerprint="", files=0, hashed_files=0,
+                             hashed_bytes=0, cached_files=0)
     cache = mm.HashCache(below(root, params["cache"]) if params["cache"] else None)
     hasher = mm.Hasher(cache)
     try:

@@ -146,3 +146,13 @@ def test_bad_expected_value_fails_naming_it(capsys, tmp_path):
 
 def test_fingerprint_changes_with_content():
     assert mm.fingerprint({"a": "0" * 64}) != mm.fingerprint({"a": "1" * 64})
+
+
+def test_source_that_is_not_a_model_is_not_hashed(capsys, tmp_path):
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "big.whl").write_bytes(b"x" * 1024)
+    verified = run(capsys, tmp_path, path="/wheels", src="/wheels", state="verified")
+    assert not verified["complete"] and verified["hashed_files"] == 0
+    assert any("config.json" in p for p in verified["problems"])
+    present = run(capsys, tmp_path, path="/dest", src="/wheels")
+    assert present["failed"] and "src=/wheels" in present["msg"] and not (tmp_path / "dest").exists()
