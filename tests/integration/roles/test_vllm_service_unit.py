@@ -33,6 +33,9 @@ def render(tmp_path, plan, **overrides):
         "__vllm_service_vllm_version": "0.32.0",
         "__vllm_service_model_fingerprint": "f" * 64,
         "__vllm_service_memory_bytes": 200 * GIB,
+        # What tasks/artefacts.yml decides: the versioned venv and the model revision's directory.
+        "__vllm_service_venv": "/opt/inferfleet/vllm/0.32.0-cuda",
+        "__vllm_service_model_dir": "/models/Qwen--Qwen3-VL-30B-A3B-Instruct/" + "c" * 40,
         "vllm_service_flavour": "cuda",
         "vllm_service_gpus_per_instance": len(plan[0]["gpus"]) or 1,
     }
@@ -162,7 +165,8 @@ def test_execstart_flags(hgx_units):
     for inst in plan:
         d = directives(units[inst["index"]])
         argv = shlex.split(d["ExecStart"][0])
-        assert argv[:3] == ["/opt/inferfleet/vllm/bin/vllm", "serve", "/models/Qwen--Qwen3-VL-30B-A3B-Instruct"]
+        assert argv[:3] == ["/opt/inferfleet/vllm/0.32.0-cuda/bin/vllm", "serve",
+                            "/models/Qwen--Qwen3-VL-30B-A3B-Instruct/" + "c" * 40]
         flags = argv[3:]
 
         def value(flag):

@@ -9,7 +9,7 @@
   error capture and reporting are exercised without the 3 GB vLLM install.  The
   real vLLM is exercised by the molecule scenario ``vllm`` (and here too, when
   ``INFERFLEET_TEST_VLLM_PYTHON`` names a Python that has vLLM).
-- ``files/model_check.py``: completeness of a model directory, on real trees.
+(The model's completeness and checksums: tests/unit/plugins/module_utils/test_modelmanifest.py.)
 """
 
 import json
@@ -22,7 +22,6 @@ import pytest
 
 ROLE = Path(__file__).resolve().parents[3] / "roles" / "vllm_service"
 FLAG_CHECK = ROLE / "files" / "vllm_flag_check.py"
-MODEL_CHECK = ROLE / "files" / "model_check.py"
 
 SERVE_PY = '''
 import argparse
@@ -127,57 +126,3 @@ def test_real_vllm_parser():
     assert good["ok"], good
     bad = run_check(python, ["--batching-strategy", "x", "--num-swapped-blocks", "3"])
     assert bad["unknown"] == ["--batching-strategy", "--num-swapped-blocks"]
-
-
-# --- model_check.py ------------------------------------------------------------
-
-def model_check(path):
-    proc = subprocess.run([sys.executable, str(MODEL_CHECK), str(path)], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)
-
-
-def make_model(path, shards=("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")):
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(json.dumps({"architectures": ["Qwen3VLMoeForConditionalGeneration"]}))
-    weight_map = {"layer.%d" % i: shard for i, shard in enumerate(shards)}
-    (path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    for shard in shards:
-        (path / shard).write_bytes(b"\0" * 64)
-    return path
-
-
-def test_complete_sharded_model(tmp_path):
-    r = model_check(make_model(tmp_path / "m"))
-    assert r["complete"] and r["problems"] == []
-    assert r["shards"] == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
-    assert len(r["fingerprint"]) == 64
-
-
-def test_missing_and_empty_shards(tmp_path):
-    m = make_model(tmp_path / "m")
-    (m / "model-00002-of-00002.safetensors").unlink()
-    r = model_check(m)
-    assert not r["complete"] and r["fingerprint"] == ""
-    assert r["problems"] == ["shard model-00002-of-00002.safetensors named by the index is missing"]
-    (m / "model-00002-of-00002.safetensors").write_bytes(b"")
-    assert model_check(m)["problems"] == ["shard model-00002-of-00002.safetensors is empty"]
-
-
-def test_no_weights_and_no_config(tmp_path):
-    (tmp_path / "m").mkdir()
-    r = model_check(tmp_path / "m")
-    assert not r["complete"]
-    assert any("config.json" in p for p in r["problems"])
-    assert any(p.startswith("no weights") for p in r["problems"])
-    assert model_check(tmp_path / "absent")["problems"] == ["%s is not a directory" % (tmp_path / "absent")]
-
-
-def test_single_file_model_and_fingerprint_changes(tmp_path):
-    m = tmp_path / "m"
-    m.mkdir()
-    (m / "config.json").write_text("{}")
-    (m / "model.safetensors").write_bytes(b"x" * 10)
-    first = model_check(m)
-    assert first["complete"] and first["shards"] == ["model.safetensors"]
-    (m / "model.safetensors").write_bytes(b"x" * 11)
-    assert model_check(m)["fingerprint"] != first["fingerprint"]
