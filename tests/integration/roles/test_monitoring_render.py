@@ -1,5 +1,5 @@
 """The role monitoring's generated files, rendered by Ansible from its own tasks and templates for a
-small fleet (tests/unit/roles/monitoring/inventory.yml), then checked by Prometheus's promtool:
+small fleet (tests/integration/roles/monitoring/inventory.yml), then checked by Prometheus's promtool:
 `check config`, `check rules`, and `test rules` (every rule fires once and stays quiet once)."""
 import os
 import re

@@ -16,7 +16,7 @@ from unittest import mock
 
 import pynvml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 EXPORTER = ROOT / "roles" / "monitoring" / "files" / "inferfleet_gpu_exporter.py"
 MOCK_DATA = json.loads((ROOT / "tests" / "fixtures" / "nvidia" / "go-nvml-mock-dgx.json").read_text())
 MiB = 1024 * 1024
