@@ -15,4 +15,4 @@ if not LINK.exists():
 if str(ROOT / ".build") not in sys.path:
     sys.path.insert(0, str(ROOT / ".build"))
 
-FIXTURES = ROOT.parent / "shared" / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist, format_cpumask, parse_cpulist
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOPO_JSON = FIXTURES / "nvidia" / "nvidia-smi-topo-derived.json"
 
 NVIDIA = "0x10de"
