@@ -26,6 +26,7 @@ from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import (
     parse_cpulist,
     parse_cpumask,
 )
+from ansible_collections.inferfleet.gpu.plugins.module_utils.nvidia_proc import apply_information, read_gpu_information
 
 NVIDIA_VENDOR_ID = "0x10de"
 
@@ -604,6 +605,7 @@ def gpus_from_pci(pci_devices):
             "local_cpus": dev["local_cpus"],
             "name": None,
             "uuid": None,
+            "minor": None,
             "memory_total_bytes": None,
             "nvml_numa_node": None,
             "nvlink_peers": [],
@@ -745,7 +747,7 @@ def gather(root="/", include_partitions=False, include_virtual=False, warnings=N
     allowed = read_allowed(root, cpus["online"], warnings)
     numa_nodes = read_numa_nodes(root, cpus["online"], allowed["cpus"], allowed["mems"], warnings)
     pci_devices, nvswitches, locality = read_pci_devices(root, numa_nodes, cpus["online"], warnings)
-    gpus = gpus_from_pci(pci_devices)
+    gpus = apply_information(gpus_from_pci(pci_devices), read_gpu_information(root, warnings), warnings)
     block_devices = read_block_devices(root, locality, include_partitions, include_virtual)
     memory_total = read_memory_total(root)
     node_memory = [n["memory_bytes"] for n in numa_nodes if n["memory_bytes"] is not None]

@@ -441,3 +441,28 @@ def unpacked_tree(tarball):
     root = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
     _UNPACKED[tarball] = root
     return root
+
+
+# --------------------------------------------------------------------------
+# the loaded NVIDIA driver's /proc/driver/nvidia/gpus/<bus id>/information
+
+NVIDIA_PROC_JSON = FIXTURES / "nvidia" / "proc-driver-nvidia-gpus.json"
+
+
+def nvidia_proc_files(layout_name):
+    """``{bus id: information text}`` of a layout (what a loaded driver writes)."""
+    with open(NVIDIA_PROC_JSON) as handle:
+        return json.load(handle)["layouts"][layout_name]
+
+
+def write_nvidia_proc(root, layout_name, edit=None):
+    """Write the driver's per-GPU ``information`` files of ``layout_name`` into the tree ``root``.
+
+    ``edit``: optional ``{bus id: text or None}`` replacing (None: leaving out) files.
+    """
+    files = dict(nvidia_proc_files(layout_name))
+    files.update(edit or {})
+    for bus, text in files.items():
+        if text is not None:
+            _write(Path(root) / "proc" / "driver" / "nvidia" / "gpus" / bus / "information", text)
+    return Path(root)
