@@ -138,8 +138,12 @@ def _type_name(value):
     """``an integer``, ``a boolean``, ... for messages."""
     if isinstance(value, bool):
         return "a boolean"
-    return {int: "an integer", float: "a number", dict: "a mapping", list: "a list"}.get(
-        type(value), "a " + type(value).__name__)
+    # isinstance, not type(): Ansible passes tagged subclasses of int, str, dict, ...
+    for kind, name in ((int, "an integer"), (float, "a number"), (dict, "a mapping"), (list, "a list"),
+                       (str, "a string")):
+        if isinstance(value, kind):
+            return name
+    return "null" if value is None else "a " + type(value).__name__
 
 
 def _range_text(low, high, null):

@@ -260,3 +260,14 @@ def test_settings_are_not_modified(hgx):
     before = copy.deepcopy(settings)
     plan_vllm(hgx, settings, HOST)
     assert settings == before
+
+
+def test_tagged_subclasses_are_named_by_kind(hgx):
+    """Ansible hands the filter tagged subclasses of int/str; messages name the kind, not the class."""
+
+    class TaggedInt(int):
+        pass
+
+    plan = plan_vllm(hgx, role_settings(vllm_service_api_key=TaggedInt(12345)), HOST)
+    assert plan["errors"] == ['vllm_service_api_key must be a string (quote it, and keep it in Ansible Vault), not an '
+                              'integer; "" for no key']
