@@ -317,10 +317,9 @@ def _placement_error(message, settings):
     text = text.replace("with cpu_only_per_numa=true needs", "needs, on a host without GPUs (one instance per NUMA node),")
     text = re.sub(r"; set cpu_only_per_numa=false to spread [0-9]+ instances over all CPUs", "", text)
     if not text.startswith("vllm_service_"):
-        for name in ("vllm_service_instances", "vllm_service_gpus_per_instance", "vllm_service_housekeeping_cpus"):
-            if settings.get(name) is not None:
-                break
-        text = "%s=%s cannot be met: %s" % (name, _show(settings.get(name)), text)
+        names = ("vllm_service_instances", "vllm_service_gpus_per_instance", "vllm_service_housekeeping_cpus")
+        blamed = next((n for n in names if settings.get(n) is not None), names[-1])
+        text = "%s=%s cannot be met: %s" % (blamed, _show(settings.get(blamed)), text)
     return text
 
 

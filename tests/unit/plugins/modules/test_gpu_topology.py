@@ -40,7 +40,7 @@ CONTRACT = {
                     "class_id": (str, type(None)), "numa_node": (int, type(None)),
                     "local_cpus": (str, type(None))},
     "gpus": {"index": int, "bus_id": str, "numa_node": (int, type(None)), "local_cpus": (str, type(None)),
-             "name": (str, type(None)), "uuid": (str, type(None)),
+             "name": (str, type(None)), "uuid": (str, type(None)), "minor": (int, type(None)),
              "memory_total_bytes": (int, type(None)), "nvml_numa_node": (int, type(None)),
              "nvlink_peers": list, "mig_mode": (dict, type(None))},
     "block_devices": {"name": str, "kind": str, "rotational": (bool, type(None)),
@@ -84,6 +84,17 @@ def test_facts_on_a_gpu_server_and_nothing_written(tmp_path, capsys):
     assert fact["gpus"][0]["local_cpus"] == "0-55,112-167"
     assert fact["nvml"]["available"] is False and "root" in fact["nvml"]["error"]
     assert snapshot(root) == before
+
+
+def test_uuid_and_minor_from_the_driver_files(tmp_path, capsys):
+    """With the loaded driver's /proc files under root: uuid and minor per GPU, minors not in PCI order."""
+    root = tt.write_nvidia_proc(tt.build_tree(tmp_path, "hgx-h100"), "hgx-h100")
+    res = run(tmp_path, capsys, root=str(root))
+    fact = res["ansible_facts"]["gpu_topology"]
+    check_contract(fact)
+    assert [g["minor"] for g in fact["gpus"]] == [2, 0, 3, 1, 6, 4, 7, 5]
+    assert all(g["uuid"].startswith("GPU-") for g in fact["gpus"])
+    assert not res.get("warnings")
 
 
 def test_check_mode_gives_the_same_facts(tmp_path, capsys):
