@@ -15,3 +15,5 @@ if not LINK.exists():
     os.symlink(ROOT, LINK)
 if str(ROOT / ".build") not in sys.path:
     sys.path.insert(0, str(ROOT / ".build"))
+
+FIXTURES = ROOT / "tests" / "fixtures"

@@ -453,7 +453,7 @@ CONTRACT = {
                     "class_id": (str, type(None)), "numa_node": (int, type(None)),
                     "local_cpus": (str, type(None))},
     "gpus": {"index": int, "bus_id": str, "numa_node": (int, type(None)), "local_cpus": (str, type(None)),
-             "name": (str, type(None)), "uuid": (str, type(None)),
+             "name": (str, type(None)), "uuid": (str, type(None)), "minor": (int, type(None)),
              "memory_total_bytes": (int, type(None)), "nvml_numa_node": (int, type(None)),
              "nvlink_peers": list, "mig_mode": (dict, type(None))},
     "block_devices": {"name": str, "kind": str, "rotational": (bool, type(None)),
@@ -474,3 +474,27 @@ def check_contract(fact):
     assert isinstance(fact["nvswitch_count"], int)
     assert isinstance(fact["memory_total_bytes"], int) and fact["memory_total_bytes"] > 0
     assert fact["cpus"]["count"] == len(parse_cpulist(fact["cpus"]["online"]))
+
+
+# the loaded NVIDIA driver's /proc/driver/nvidia/gpus/<bus id>/information
+
+NVIDIA_PROC_JSON = FIXTURES / "nvidia" / "proc-driver-nvidia-gpus.json"
+
+
+def nvidia_proc_files(layout_name):
+    """``{bus id: information text}`` of a layout (what a loaded driver writes)."""
+    with open(NVIDIA_PROC_JSON) as handle:
+        return json.load(handle)["layouts"][layout_name]
+
+
+def write_nvidia_proc(root, layout_name, edit=None):
+    """Write the driver's per-GPU ``information`` files of ``layout_name`` into the tree ``root``.
+
+    ``edit``: optional ``{bus id: text or None}`` replacing (None: leaving out) files.
+    """
+    files = dict(nvidia_proc_files(layout_name))
+    files.update(edit or {})
+    for bus, text in files.items():
+        if text is not None:
+            _write(Path(root) / "proc" / "driver" / "nvidia" / "gpus" / bus / "information", text)
+    return Path(root)

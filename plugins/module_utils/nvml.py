@@ -73,7 +73,7 @@ def query_nvml(nvml):
     """Ask NVML about every GPU.
 
     Returns ``{"available", "error", "driver_version", "devices": [...]}``
-    where each device is ``{index, bus_id, name, uuid, memory_total_bytes,
+    where each device is ``{index, bus_id, name, uuid, minor, memory_total_bytes,
     numa_node, mig_mode, nvlink_remotes, nvlink_count}``.
     """
     if nvml is None:
@@ -95,6 +95,7 @@ def query_nvml(nvml):
                 "bus_id": normalize_bus_id(_text(pci.busId)),
                 "name": _text(_optional(nvml, nvml.nvmlDeviceGetName, handle)),
                 "uuid": _text(_optional(nvml, nvml.nvmlDeviceGetUUID, handle)),
+                "minor": _optional(nvml, nvml.nvmlDeviceGetMinorNumber, handle),
                 "memory_total_bytes": int(memory.total) if memory is not None else None,
                 "numa_node": _optional(nvml, nvml.nvmlDeviceGetNumaNodeId, handle),
                 "mig_mode": _mig_mode(nvml, handle),
@@ -111,10 +112,26 @@ def query_nvml(nvml):
             pass
 
 
+def _reconcile(gpu, dev, warnings):
+    """``uuid`` and ``minor``: NVML's value wins; one that differs from /proc/driver/nvidia is a warning."""
+    for key, what in (("uuid", "UUID"), ("minor", "device minor")):
+        proc, nvml = gpu.get(key), dev.get(key)
+        if nvml is None:
+            gpu[key] = proc
+            continue
+        if proc is not None and proc != nvml:
+            warnings.append(
+                "GPU %s: NVML says %s %s but /proc/driver/nvidia/gpus/%s/information says %s; using NVML's"
+                % (gpu["bus_id"], what, nvml, gpu["bus_id"], proc))
+        gpu[key] = nvml
+
+
 def merge_nvml(gpus, nvswitch_bus_ids, answer, warnings):
     """Fill the NVML fields of the sysfs GPU list from a :func:`query_nvml` answer.
 
-    GPUs are matched by PCI bus id. NVLink peers are GPU indices: a link to
+    GPUs are matched by PCI bus id. ``uuid`` and ``minor`` already read from
+    ``/proc/driver/nvidia`` are compared with NVML's (a difference is a
+    warning; NVML's value is kept). NVLink peers are GPU indices: a link to
     another GPU names it; links to NVSwitches make every other GPU that also
     reaches an NVSwitch a peer (the switch fabric is all-to-all).
     Returns the merged list (a GPU that NVML sees but sysfs does not is added
@@ -129,7 +146,7 @@ def merge_nvml(gpus, nvswitch_bus_ids, answer, warnings):
             warnings.append("NVML reports GPU %s that sysfs does not list; its locality is unknown" % dev["bus_id"])
             merged.append({
                 "index": None, "bus_id": dev["bus_id"], "device_id": None, "numa_node": None,
-                "local_cpus": None, "nvlink_peers": [],
+                "local_cpus": None, "nvlink_peers": [], "uuid": None, "minor": None,
             })
     merged.sort(key=lambda g: pci_sort_key(g["bus_id"]))
     for position, gpu in enumerate(merged):
@@ -147,7 +164,7 @@ def merge_nvml(gpus, nvswitch_bus_ids, answer, warnings):
         dev = by_nvml.get(gpu["bus_id"])
         if dev is None:
             warnings.append("NVML does not report GPU %s that sysfs lists" % gpu["bus_id"])
-            for key in ("name", "uuid", "memory_total_bytes", "nvml_numa_node", "mig_mode"):
+            for key in ("name", "uuid", "minor", "memory_total_bytes", "nvml_numa_node", "mig_mode"):
                 gpu.setdefault(key, None)
             gpu.setdefault("nvlink_peers", [])
             continue
@@ -155,9 +172,9 @@ def merge_nvml(gpus, nvswitch_bus_ids, answer, warnings):
         if gpu["bus_id"] in on_fabric:
             peers |= set(index_of[b] for b in on_fabric)
         peers.discard(gpu["index"])
+        _reconcile(gpu, dev, warnings)
         gpu.update({
             "name": dev["name"],
-            "uuid": dev["uuid"],
             "memory_total_bytes": dev["memory_total_bytes"],
             "nvml_numa_node": dev["numa_node"],
             "mig_mode": dev["mig_mode"],

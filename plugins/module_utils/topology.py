@@ -28,6 +28,7 @@ import os
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils import sysfs
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import format_cpulist
+from ansible_collections.inferfleet.gpu.plugins.module_utils.nvidia_proc import apply_information, read_gpu_information
 from ansible_collections.inferfleet.gpu.plugins.module_utils.topology_block import read_block_devices
 from ansible_collections.inferfleet.gpu.plugins.module_utils.topology_cgroup import read_allowed
 from ansible_collections.inferfleet.gpu.plugins.module_utils.topology_cpus import read_cpus
@@ -64,7 +65,7 @@ def gather(root="/", include_partitions=False, include_virtual=False, warnings=N
     allowed = read_allowed(root, cpus["online"], warnings)
     numa_nodes = read_numa_nodes(root, cpus["online"], allowed["cpus"], allowed["mems"], warnings)
     pci_devices, nvswitches, locality = read_pci_devices(root, numa_nodes, cpus["online"], warnings)
-    gpus = gpus_from_pci(pci_devices)
+    gpus = apply_information(gpus_from_pci(pci_devices), read_gpu_information(root, warnings), warnings)
     block_devices = read_block_devices(root, locality, include_partitions, include_virtual)
     memory_total = read_memory_total(root)
     node_memory = [n["memory_bytes"] for n in numa_nodes if n["memory_bytes"] is not None]

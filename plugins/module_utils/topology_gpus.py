@@ -29,6 +29,7 @@ def gpus_from_pci(pci_devices):
             "local_cpus": dev["local_cpus"],
             "name": None,
             "uuid": None,
+            "minor": None,
             "memory_total_bytes": None,
             "nvml_numa_node": None,
             "nvlink_peers": [],

@@ -148,7 +148,9 @@ ansible_facts:
         gpus:
           description:
             - NVIDIA GPUs in NVML/CUDA order with C(index), C(bus_id), C(device_id), C(numa_node),
-              C(local_cpus) and, from NVML, C(name), C(uuid), C(memory_total_bytes),
+              C(local_cpus), C(uuid) and C(minor) (the N of C(/dev/nvidiaN)) from the loaded
+              driver's C(/proc/driver/nvidia/gpus/BUS/information) and from NVML (NVML's value wins, a
+              difference is a warning; both null while the driver is not loaded) and, from NVML, C(name), C(memory_total_bytes),
               C(nvml_numa_node), C(nvlink_peers) (GPU indices) and C(mig_mode)
               (C({current, pending}) or null).
           type: list

@@ -2,7 +2,7 @@
 """The vllm_service unit template, rendered by Ansible for an HGX H100 placement plan.
 
 The plan comes from the real planner on the synthetic HGX H100 tree
-(tests/topology_trees.py: 8 GPUs, 2 NUMA nodes, GPUs 0-3 on CPUs
+(tests/unit/topology_trees.py: 8 GPUs, 2 NUMA nodes, GPUs 0-3 on CPUs
 0-55,112-167); the template is the role's own, rendered by ansible-playbook
 with the role's defaults and vars, so filters, quoting and defaults are real.
 """
@@ -15,29 +15,30 @@ import yaml
 
 from ansible_collections.inferfleet.gpu.plugins.module_utils import topology as T
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import parse_cpulist
-from ansible_collections.inferfleet.gpu.plugins.module_utils.placement import plan_placement
 
 import topology_trees as tt
 from helpers import ROOT, run_playbook
 
 ROLE = ROOT / "roles" / "vllm_service"
+VENV = "/opt/inferfleet/vllm/0.32.0-cuda"
+MODEL_DIR = "/models/Qwen--Qwen3-VL-30B-A3B-Instruct/" + "c" * 40
 GIB = 1024 ** 3
 
 
-def render(tmp_path, plan, **overrides):
-    """Render the role's template once per planned instance; return {index: unit text}."""
+def render(tmp_path, topology, memtotal_bytes=2048 * GIB, **overrides):
+    """Plan with the role's own vars and filter, render the template per instance; return (plan, {index: text})."""
     out = tmp_path / "units"
     out.mkdir()
     variables = {
-        "__vllm_service_plan": plan,
+        "__vllm_service_topology": topology,
+        "__vllm_service_rt_runtime_us": 950000,
         "__vllm_service_vllm_version": "0.32.0",
         "__vllm_service_model_fingerprint": "f" * 64,
-        "__vllm_service_memory_bytes": 200 * GIB,
+        "ansible_facts": {"memtotal_mb": memtotal_bytes // 1048576},
         # What tasks/artefacts.yml decides: the versioned venv and the model revision's directory.
-        "__vllm_service_venv": "/opt/inferfleet/vllm/0.32.0-cuda",
-        "__vllm_service_model_dir": "/models/Qwen--Qwen3-VL-30B-A3B-Instruct/" + "c" * 40,
+        "__vllm_service_venv": VENV,
+        "__vllm_service_model_dir": MODEL_DIR,
         "vllm_service_flavour": "cuda",
-        "vllm_service_gpus_per_instance": len(plan[0]["gpus"]) or 1,
     }
     variables.update(overrides)
     (tmp_path / "vars.json").write_text(json.dumps(variables))
@@ -50,18 +51,27 @@ def render(tmp_path, plan, **overrides):
     - %(role)s/vars/main.yml
     - %(vars)s
   tasks:
+    - name: The plan, as the role computes it
+      ansible.builtin.set_fact:
+        __vllm_service_plan: "{{ __vllm_service_topology | inferfleet.gpu.vllm_plan(__vllm_service_settings, __vllm_service_host) }}"
+    - name: Keep it
+      ansible.builtin.copy:
+        content: "{{ __vllm_service_plan | to_json }}"
+        dest: "%(out)s/plan.json"
+        mode: "0644"
     - name: Render the unit of every instance
       ansible.builtin.template:
         src: %(role)s/templates/vllm.service.j2
         dest: "%(out)s/{{ instance.index }}.service"
         mode: "0644"
-      loop: "{{ __vllm_service_plan }}"
+      loop: "{{ __vllm_service_plan.instances }}"
       loop_control:
         loop_var: instance
 """ % {"role": ROLE, "vars": tmp_path / "vars.json", "out": out})
     proc = run_playbook(tmp_path / "play.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {int(p.stem): p.read_text() for p in out.glob("*.service")}
+    plan = json.loads((out / "plan.json").read_text())
+    return plan, {int(p.stem): p.read_text() for p in out.glob("*.service")}
 
 
 def directives(text):
@@ -81,27 +91,62 @@ def environment(d):
 
 
 @pytest.fixture(scope="module")
-def hgx():
-    return T.gather(str(tt.cached_tree("hgx-h100")))[0]
+def hgx(tmp_path_factory):
+    """HGX H100 with the loaded driver's files: minors 2,0,3,1,6,4,7,5 in PCI order."""
+    root = tt.write_nvidia_proc(tt.build_tree(tmp_path_factory.mktemp("tree"), "hgx-h100"), "hgx-h100")
+    return T.gather(str(root))[0]
 
 
 @pytest.fixture(scope="module")
 def hgx_units(tmp_path_factory, hgx):
-    plan = plan_placement(hgx, gpus_per_instance=2)
-    tmp = tmp_path_factory.mktemp("hgx")
-    return plan, render(tmp, plan)
+    # A real-time unit (fifo 80, nice -10, quota on): the comments on what does nothing under it.
+    return render(tmp_path_factory.mktemp("hgx"), hgx, vllm_service_gpus_per_instance=2,
+                  vllm_service_sched_policy="fifo", vllm_service_nice=-10, vllm_service_cpu_quota_enabled=True)
+
+
+@pytest.fixture(scope="module")
+def hgx8_units(tmp_path_factory, hgx):
+    return render(tmp_path_factory.mktemp("hgx8"), hgx)
 
 
 def test_one_unit_per_planned_instance(hgx_units):
     plan, units = hgx_units
-    assert len(plan) == 4
+    assert plan["errors"] == []
+    assert len(plan["instances"]) == 4
     assert sorted(units) == [0, 1, 2, 3]
+
+
+def test_gpus_by_uuid_devices_by_minor(hgx8_units, hgx):
+    """Minors not in PCI order: each unit names its GPU by UUID and allows /dev/nvidia<minor>, never the index."""
+    plan, units = hgx8_units
+    by_bus = dict((g["bus_id"], g) for g in hgx["gpus"])
+    minors = []
+    for inst in plan["instances"]:
+        d = directives(units[inst["index"]])
+        env = environment(d)
+        (bus,) = inst["gpu_bus_ids"]
+        gpu = by_bus[bus]
+        assert env["CUDA_VISIBLE_DEVICES"] == gpu["uuid"]
+        allowed = d["DeviceAllow"]
+        assert "/dev/nvidia%d rw" % gpu["minor"] in allowed
+        others = ["/dev/nvidia%d rw" % m for m in range(8) if m != gpu["minor"]]
+        assert not set(others) & set(allowed)
+        assert d["DevicePolicy"] == ["closed"]
+        # GPU workers keep vLLM's own thread policy (1 per worker)
+        assert "OMP_NUM_THREADS" not in env and "TORCH_NUM_THREADS" not in env
+        assert d["Requires"] == ["nvidia-fabricmanager.service"]
+        assert "nvidia-persistenced.service" in d["After"][0].split()
+        minors.append(gpu["minor"])
+    assert minors == [2, 0, 3, 1, 6, 4, 7, 5]
+    # instance 0 (PCI-first GPU) gets /dev/nvidia2, not /dev/nvidia0
+    assert "/dev/nvidia2 rw" in directives(units[0])["DeviceAllow"]
+    assert "/dev/nvidia0 rw" not in directives(units[0])["DeviceAllow"]
 
 
 def test_placement_reaches_the_unit(hgx_units):
     plan, units = hgx_units
     seen = set()
-    for inst in plan:
+    for inst in plan["instances"]:
         d = directives(units[inst["index"]])
         env = environment(d)
         cpus = parse_cpulist(inst["cpus"])
@@ -109,33 +154,53 @@ def test_placement_reaches_the_unit(hgx_units):
         assert d["AllowedCPUs"] == [inst["cpus"]]
         assert d["NUMAPolicy"] == ["bind"]
         assert d["NUMAMask"] == [",".join(str(n) for n in inst["numa_nodes"])]
-        assert env["CUDA_VISIBLE_DEVICES"] == ",".join(str(g) for g in inst["gpus"])
-        assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
-        # thread pools sized to the instance, not the host
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS"):
-            assert env[var] == str(inst["cpu_count"]) == str(len(cpus))
-        assert "CPUQuota" not in d  # off by default (vllm_service_cpu_quota_enabled)
-        # GPU device access: the instance's GPUs and the control nodes only
+        assert env["CUDA_VISIBLE_DEVICES"] == ",".join(inst["gpu_uuids"])
+        assert d["CPUQuota"] == ["%d%%" % (inst["cpu_count"] * 100)]
         allowed = d["DeviceAllow"]
-        assert d["DevicePolicy"] == ["closed"]
-        assert {"/dev/nvidia%d rw" % g for g in inst["gpus"]} <= set(allowed)
-        assert not any(a == "/dev/nvidia%d rw" % g for a in allowed for g in range(8) if g not in inst["gpus"])
+        assert {"/dev/nvidia%d rw" % m for m in inst["gpu_minors"]} <= set(allowed)
         assert not cpus & seen
         seen |= cpus
-    # HGX H100: GPUs 0-3 are on NUMA node 0 (CPUs 0-55,112-167)
-    assert plan[0]["numa_nodes"] == [0] and plan[0]["gpus"] == [0, 1]
-    assert parse_cpulist(plan[0]["cpus"]) <= parse_cpulist("0-55,112-167")
+    first = plan["instances"][0]
+    assert first["numa_nodes"] == [0] and first["gpus"] == [0, 1] and first["gpu_minors"] == [2, 0]
+    assert parse_cpulist(first["cpus"]) <= parse_cpulist("0-55,112-167")
     assert 0 not in seen and 112 not in seen  # housekeeping core stays out
+
+
+def test_shipped_defaults(hgx8_units):
+    """The defaults (docs/performance.md): SCHED_OTHER, nice 0, no quota; the units in their own slice."""
+    _plan, units = hgx8_units
+    d = directives(units[0])
+    assert d["CPUSchedulingPolicy"] == ["other"] and "CPUSchedulingPriority" not in d
+    assert d["Nice"] == ["0"]
+    assert "CPUQuota" not in d
+    assert d["Slice"] == ["inferfleet.slice"]
+
+
+def test_rt_policy_comments_on_quota_and_nice(hgx_units):
+    """Under SCHED_FIFO, CPUQuota= and Nice= do nothing: each carries a comment saying so."""
+    text = hgx_units[1][0]
+    lines = text.splitlines()
+    for key in ("CPUQuota=", "Nice="):
+        (at,) = [i for i, line in enumerate(lines) if line.startswith(key)]
+        assert "SCHED_FIFO" in lines[at - 1] and ("no effect" in lines[at - 1] or "does not limit" in lines[at - 1])
+
+
+def test_other_policy_quota_and_nice_apply(tmp_path, hgx):
+    plan, units = render(tmp_path, hgx, vllm_service_sched_policy="other", vllm_service_cpu_quota_enabled=True)
+    lines = units[0].splitlines()
+    (at,) = [i for i, line in enumerate(lines) if line.startswith("CPUQuota=")]
+    assert "cpu.max" in lines[at - 1]
+    assert "CPUSchedulingPriority" not in directives(units[0])
 
 
 def test_resources_scheduling_and_hardening(hgx_units):
     units = hgx_units[1]
     d = directives(units[0])
-    assert d["MemoryMax"] == [str(200 * GIB)]
+    assert d["MemoryMax"] == [str(int(2048 * GIB * 0.9 / 4))]
     assert d["TasksMax"] == ["4096"]
-    assert d["Nice"] == ["0"]
-    assert d["CPUSchedulingPolicy"] == ["other"]
-    assert "CPUSchedulingPriority" not in d
+    assert d["Nice"] == ["-10"]
+    assert d["CPUSchedulingPolicy"] == ["fifo"]
+    assert d["CPUSchedulingPriority"] == ["80"]
     assert d["LimitMEMLOCK"] == ["infinity"]
     assert d["Restart"] == ["on-failure"]
     assert int(d["TimeoutStartSec"][0]) >= 600
@@ -146,33 +211,23 @@ def test_resources_scheduling_and_hardening(hgx_units):
     env = environment(d)
     state = "/var/lib/inferfleet/vllm/instance-0"
     assert d["ReadWritePaths"] == [state]
-    # vLLM's temp and cache files stay inside the instance's own (writable) directory
     for var in ("HOME", "TMPDIR", "XDG_CACHE_HOME", "VLLM_CACHE_ROOT", "HF_HOME"):
         assert env[var].startswith(state)
     assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
 
 
-def test_fifo_and_quota_when_asked(tmp_path, hgx):
-    plan = plan_placement(hgx, gpus_per_instance=2)
-    d = directives(render(tmp_path, plan, vllm_service_sched_policy="fifo", vllm_service_cpu_quota_enabled=True,
-                          vllm_service_nice=-10)[0])
-    assert d["CPUSchedulingPolicy"] == ["fifo"] and d["CPUSchedulingPriority"] == ["80"]
-    assert d["CPUQuota"] == ["%d%%" % (plan[0]["cpu_count"] * 100)] and d["Nice"] == ["-10"]
-
-
 def test_execstart_flags(hgx_units):
     plan, units = hgx_units
-    for inst in plan:
+    for inst in plan["instances"]:
         d = directives(units[inst["index"]])
         argv = shlex.split(d["ExecStart"][0])
-        assert argv[:3] == ["/opt/inferfleet/vllm/0.32.0-cuda/bin/vllm", "serve",
-                            "/models/Qwen--Qwen3-VL-30B-A3B-Instruct/" + "c" * 40]
+        assert argv[:3] == [VENV + "/bin/vllm", "serve", MODEL_DIR]
         flags = argv[3:]
 
         def value(flag):
             return flags[flags.index(flag) + 1]
 
-        assert value("--port") == str(8000 + inst["index"])
+        assert value("--port") == str(8000 + inst["index"]) == str(inst["port"])
         assert value("--host") == "0.0.0.0"
         assert value("--tensor-parallel-size") == "2"
         assert value("--gpu-memory-utilization") == "0.9"
@@ -183,8 +238,7 @@ def test_execstart_flags(hgx_units):
 
 
 def test_api_key_stays_out_of_the_unit(tmp_path, hgx):
-    plan = plan_placement(hgx, gpus_per_instance=8)
-    units = render(tmp_path, plan, vllm_service_api_key="s3cr3t-key")
+    _plan, units = render(tmp_path, hgx, vllm_service_gpus_per_instance=8, vllm_service_api_key="s3cr3t-key")
     text = units[0]
     assert "s3cr3t-key" not in text
     assert directives(text)["EnvironmentFile"] == ["/etc/inferfleet/vllm/secrets.env"]
@@ -192,23 +246,36 @@ def test_api_key_stays_out_of_the_unit(tmp_path, hgx):
 
 def test_cpu_instance_other_policy_and_extra_flags(tmp_path):
     topo = {"cpus": {"online": "0-3", "count": 4, "allowed": "0-3", "threads_per_core": 1,
-                     "smt_groups": [[0], [1], [2], [3]]},
+                     "smt_siblings": []},
             "numa_nodes": [{"id": 0, "cpus": "0-3", "memory_bytes": 8 * GIB}], "gpus": []}
-    plan = plan_placement(topo)
-    units = render(tmp_path, plan, vllm_service_flavour="cpu", vllm_service_sched_policy="other",
-                   vllm_service_extra_flags=["--enforce-eager", "--kv-cache-memory-bytes", "256M"],
-                   vllm_service_limit_mm_per_prompt={"image": 1, "video": 0})
+    plan, units = render(tmp_path, topo, memtotal_bytes=8 * GIB, vllm_service_flavour="cpu",
+                         vllm_service_sched_policy="other",
+                         vllm_service_extra_flags=["--enforce-eager", "--kv-cache-memory-bytes", "256M"],
+                         vllm_service_limit_mm_per_prompt={"image": 1, "video": 0})
     d = directives(units[0])
     env = environment(d)
-    assert plan[0]["cpus"] == "1-3"
+    assert plan["instances"][0]["cpus"] == "1-3"
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1-3"
+    assert env["OMP_NUM_THREADS"] == env["TORCH_NUM_THREADS"] == "3"
     assert env["CUDA_VISIBLE_DEVICES"] == ""
     assert "CPUSchedulingPriority" not in d and d["CPUSchedulingPolicy"] == ["other"]
-    assert "DeviceAllow" not in d
+    assert "DeviceAllow" not in d and "Requires" not in d
     argv = shlex.split(d["ExecStart"][0])
     assert "--tensor-parallel-size" not in argv and "--gpu-memory-utilization" not in argv
     assert argv[-6:-4] == ["--kv-cache-memory-bytes", "256M"]
     assert json.loads(argv[argv.index("--limit-mm-per-prompt") + 1]) == {"image": 1, "video": 0}
+
+
+def test_doc_shows_the_rendered_hgx_unit(hgx8_units):
+    """docs/vllm.md carries the rendered unit of instance 0 of the 8-GPU HGX plan (UUID and minor)."""
+    doc = (ROOT / "docs" / "vllm.md").read_text()
+    plan, units = hgx8_units
+    inst = plan["instances"][0]
+    assert "Environment=CUDA_VISIBLE_DEVICES=%s" % inst["gpu_uuids"][0] in doc
+    assert "DeviceAllow=/dev/nvidia%d rw" % inst["gpu_minors"][0] in doc
+    body = [line for line in units[0].splitlines() if line and not line.startswith("#")]
+    missing = [line for line in body if line not in doc]
+    assert not missing, missing
 
 
 def test_defaults_documented_in_argument_specs():

@@ -35,6 +35,7 @@ def _server(key):
         # per_device.pci_bus_id: "0000:%02x:00.0 % i" (synthetic, not real DGX ids)
         "bus_id": "0000:%02x:00.0" % i,
         "uuid": "GPU-%s" % uuid.uuid5(uuid.NAMESPACE_URL, "%s/%d" % (key, i)),
+        "minor": i,
     } for i in range(server["gpus"])]
 
 
@@ -71,6 +72,7 @@ class FakeNvml(object):
         fake.nvmlDeviceGetHandleByIndex.side_effect = lambda index: ("handle", index)
         fake.nvmlDeviceGetName.side_effect = lambda h: self.devices[h[1]]["name"]
         fake.nvmlDeviceGetUUID.side_effect = lambda h: self.devices[h[1]]["uuid"]
+        fake.nvmlDeviceGetMinorNumber.side_effect = lambda h: self.devices[h[1]]["minor"]
         fake.nvmlDeviceGetMemoryInfo.side_effect = self._memory
         fake.nvmlDeviceGetPciInfo.side_effect = self._pci
         fake.nvmlDeviceGetNumaNodeId.side_effect = self._numa

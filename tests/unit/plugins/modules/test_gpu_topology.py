@@ -41,6 +41,17 @@ def test_facts_on_a_gpu_server_and_nothing_written(tmp_path, capsys):
     assert snapshot(root) == before
 
 
+def test_uuid_and_minor_from_the_driver_files(tmp_path, capsys):
+    """With the loaded driver's /proc files under root: uuid and minor per GPU, minors not in PCI order."""
+    root = tt.write_nvidia_proc(tt.build_tree(tmp_path, "hgx-h100"), "hgx-h100")
+    res = run(tmp_path, capsys, root=str(root))
+    fact = res["ansible_facts"]["gpu_topology"]
+    tt.check_contract(fact)
+    assert [g["minor"] for g in fact["gpus"]] == [2, 0, 3, 1, 6, 4, 7, 5]
+    assert all(g["uuid"].startswith("GPU-") for g in fact["gpus"])
+    assert not res.get("warnings")
+
+
 def test_check_mode_gives_the_same_facts(tmp_path, capsys):
     root = str(tt.cached_tree("dgx-a100-nps4"))
     normal = run(tmp_path, capsys, root=root)
