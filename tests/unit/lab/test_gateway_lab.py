@@ -10,18 +10,20 @@ from lab import site
 from lab import state as st
 
 REPO = Path(__file__).resolve().parents[3]
-HOST = {"ok": 1, "changed": 0, "failed": 0, "skipped": 0, "unreachable": 0,
-        "changed_tasks": [], "failed_tasks": [], "topology": None}
+def _host(addresses):
+    return {"ok": 1, "changed": 0, "failed": 0, "skipped": 0, "unreachable": 0, "topology": None,
+            "parts": {}, "changed_tasks": [], "failures": [], "instances": [], "addresses": addresses,
+            "reboot_required": False}
 
 
 def test_summary_ends_with_endpoints_then_key_file_then_gateway():
-    summary = {
-        "l-node1": dict(HOST, messages=["endpoint: http://10.0.0.11:8000/v1 model: m",
-                                        "api-key-file: /run/inferfleet-lab/l/api-key",
-                                        "gateway: http://10.0.0.11:8080/v1 model: m"]),
-        "l-node2": dict(HOST, messages=["endpoint: http://10.0.0.12:8000/v1 model: m"]),
-    }
-    lines = site.format_summary("l", summary, 0).splitlines()
+    report = {"hosts": {
+        "l-node1": _host(["endpoint: http://10.0.0.11:8000/v1 model: m",
+                          "api-key-file: /run/inferfleet-lab/l/api-key",
+                          "gateway: http://10.0.0.11:8080/v1 model: m"]),
+        "l-node2": _host(["endpoint: http://10.0.0.12:8000/v1 model: m"]),
+    }}
+    lines = site.format_summary("l", report, 0).splitlines()
     assert lines[-4:] == ["endpoint: http://10.0.0.11:8000/v1 model: m",
                           "endpoint: http://10.0.0.12:8000/v1 model: m",
                           "api-key-file: /run/inferfleet-lab/l/api-key",

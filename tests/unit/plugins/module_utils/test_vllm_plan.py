@@ -134,7 +134,8 @@ def test_user_thread_value_on_gpu_is_kept_and_explained(hgx):
 
 @pytest.mark.parametrize("policy,rt", [("fifo", True), ("rr", True), ("other", False), ("batch", False)])
 def test_scheduling_comments_per_policy(policy, rt):
-    plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu", vllm_service_sched_policy=policy), HOST)
+    plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu", vllm_service_sched_policy=policy,
+                                                   vllm_service_cpu_quota_enabled=True), HOST)
     sched = plan["scheduling"]
     assert sched["rt"] is rt
     assert (sched["priority"] == 80) is rt
@@ -200,9 +201,11 @@ def test_errors_are_separate_messages(hgx):
 
 
 def test_rt_needs_housekeeping_and_rt_runtime():
-    plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu", vllm_service_housekeeping_cpus=""), HOST)
+    plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu", vllm_service_sched_policy="fifo",
+                                                   vllm_service_housekeeping_cpus=""), HOST)
     assert len(plan["errors"]) == 1 and "vllm_service_sched_policy=fifo is refused" in plan["errors"][0]
-    plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu"), dict(HOST, rt_runtime_us=-1))
+    plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu", vllm_service_sched_policy="fifo"),
+                     dict(HOST, rt_runtime_us=-1))
     assert "sched_rt_runtime_us=-1" in plan["errors"][0]
     plan = plan_vllm(cpu_topology(), role_settings(vllm_service_flavour="cpu", vllm_service_sched_policy="other",
                                                    vllm_service_housekeeping_cpus=""), dict(HOST, rt_runtime_us=-1))
@@ -271,3 +274,17 @@ def test_tagged_subclasses_are_named_by_kind(hgx):
     plan = plan_vllm(hgx, role_settings(vllm_service_api_key=TaggedInt(12345)), HOST)
     assert plan["errors"] == ['vllm_service_api_key must be a string (quote it, and keep it in Ansible Vault), not an '
                               'integer; "" for no key']
+
+
+def test_partitioned_host_plans_over_the_cgroup_roots_cpus():
+    """On a host partitioned by host_tuning the gathering process only has the housekeeping CPU (0):
+    the plan uses the cgroup root's CPUs (service_cpus) instead, so a second run plans the same."""
+    confined = cpu_topology()
+    confined["cpus"]["allowed"] = "0"
+    settings = role_settings(vllm_service_flavour="cpu", vllm_service_sched_policy="other")
+    assert plan_vllm(confined, settings, HOST)["errors"]  # without it: no CPU left for an instance
+    plan = plan_vllm(confined, settings, dict(HOST, service_cpus="0-3"))
+    assert plan["errors"] == [] and plan["instances"][0]["cpus"] == "1-3"
+    # an unreadable or foreign value is a warning, never a different plan
+    plan = plan_vllm(cpu_topology(), settings, dict(HOST, service_cpus="8-9"))
+    assert plan["instances"][0]["cpus"] == "1-3" and plan["warnings"]
