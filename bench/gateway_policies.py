@@ -125,7 +125,7 @@ def run_policy(args: argparse.Namespace, key: str | None, policy: str) -> dict:
                 conversation(s)
 
         t0 = time.monotonic()
-        threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
+        threads = [threading.Thread(target=worker) for _n in range(args.concurrency)]
         for t in threads:
             t.start()
         for t in threads:

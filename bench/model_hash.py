@@ -44,7 +44,7 @@ def make_model(directory: Path, shards: int, size_mib: int) -> list[Path]:
     block = os.urandom(8 * MIB)
     for name in names:
         with open(directory / name, "wb") as handle:
-            for _ in range(size_mib // 8):
+            for _block in range(size_mib // 8):
                 handle.write(block)
             handle.flush()
             os.fsync(handle.fileno())
@@ -66,7 +66,7 @@ def timed(directory: Path, cache_path: str | None) -> tuple[float, dict]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--size-mib", type=int, default=2048)
     parser.add_argument("--dir", default="/var/tmp")
@@ -107,8 +107,8 @@ def main() -> int:
             gib = stats["hashed_bytes"] / (1 << 30)
             rate = ("%.2f" % (gib / seconds)) if stats["hashed_bytes"] else "-"
             if args.markdown:
-                print("| %s | %.3f | %.2f | %s | %d / %d |" % (name, seconds, gib, rate, stats["hashed_files"],
-                                                              stats["cached_files"]))
+                row = (name, seconds, gib, rate, stats["hashed_files"], stats["cached_files"])
+                print("| %s | %.3f | %.2f | %s | %d / %d |" % row)
             else:
                 print("%-45s %8.3f s  %6.2f GiB  %6s GiB/s  hashed %d, cached %d" % (
                     name, seconds, gib, rate, stats["hashed_files"], stats["cached_files"]))

@@ -76,7 +76,6 @@ EXAMPLES = r"""
 """
 
 import json
-import os
 import re
 
 from ansible.playbook.handler import Handler

@@ -301,7 +301,7 @@ def _fix_dir_modes(path, mode):
     dir_mode = mode | ((mode & 0o444) >> 2) | 0o200
     if not os.path.isdir(path):
         os.makedirs(path, dir_mode)
-    for dirpath, dirnames, _ in os.walk(path):
+    for dirpath, dirnames, _files in os.walk(path):
         for name in dirnames:
             if not name.startswith("."):
                 os.chmod(os.path.join(dirpath, name), dir_mode)

@@ -188,9 +188,8 @@ class NvmlCollector(object):
                 remapped.add_metric(key + ["uncorrected"], uncorrected)
                 remap_pending.add_metric(key, 1 if pending else 0)
                 remap_failed.add_metric(key, 1 if failure else 0)
-        for family in (info, util, mem_util, used, total, temp, power, limit, clock, ecc,
-                       retired, retired_pending, remapped, remap_pending, remap_failed):
-            yield family
+        yield from (info, util, mem_util, used, total, temp, power, limit, clock, ecc,
+                    retired, retired_pending, remapped, remap_pending, remap_failed)
 
         xid = CounterMetricFamily(PREFIX + "xid_errors", "XID (critical) error events seen by this exporter.",
                                   labels=labels + ["xid"])

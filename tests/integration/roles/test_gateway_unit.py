@@ -131,8 +131,8 @@ def test_extra_workers_and_no_metrics(tmp_path):
                            gateway_metrics_enabled=False, gateway_serving_hosts=["gpu2"])
     assert rc == 0, out
     args = exec_args(unit)
-    assert args[args.index("--worker-urls") + 1:] == ["http://10.0.0.12:8000", "http://10.0.0.12:8001",
-                                                     "http://10.0.0.99:9000"]
+    expected = ["http://10.0.0.12:8000", "http://10.0.0.12:8001", "http://10.0.0.99:9000"]
+    assert args[args.index("--worker-urls") + 1:] == expected
     assert "--prometheus-port" not in args
 
 

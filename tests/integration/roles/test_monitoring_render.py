@@ -98,7 +98,7 @@ def test_scrape_targets_from_the_inventory(rendered):
     def targets(job):
         return [(t["targets"][0], t["labels"]) for t in jobs[job]["static_configs"]]
 
-    assert [t for t, _ in targets("node")] == ["10.0.0.11:9100", "10.0.0.12:9100", "10.0.0.10:9100"]
+    assert [t for t, _labels in targets("node")] == ["10.0.0.11:9100", "10.0.0.12:9100", "10.0.0.10:9100"]
     assert targets("gpu") == [("10.0.0.11:9835", {"host": "gpu1"})]      # only the host with GPUs
     assert targets("vllm") == [
         ("10.0.0.11:8000", {"host": "gpu1", "unit": "inferfleet-vllm-0.service", "model": "qwen", "vllm_instance": "0"}),
@@ -138,7 +138,7 @@ def validation_runs(tmp_path_factory):
     import json
     cases = [({}, None)] + BAD
     procs = []
-    for i, (bad, _) in enumerate(cases):
+    for i, (bad, _expected) in enumerate(cases):
         out = tmp_path_factory.mktemp("validate%d" % i)
         cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(HERE / "inventory.yml"),
                str(HERE / "validate.yml"), "-e", "role_dir=%s" % ROLE, "-e", json.dumps(dict(bad, render_dir=str(out)))]

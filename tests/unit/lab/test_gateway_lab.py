@@ -10,6 +10,8 @@ from lab import site
 from lab import state as st
 
 REPO = Path(__file__).resolve().parents[3]
+
+
 def _host(addresses):
     return {"ok": 1, "changed": 0, "failed": 0, "skipped": 0, "unreachable": 0, "topology": None,
             "parts": {}, "changed_tasks": [], "failures": [], "instances": [], "addresses": addresses,

@@ -1,6 +1,4 @@
 """Pure parts of node handling: binds, sizes, the nspawn command, mounts, cgroups, limits."""
-import json
-
 import pytest
 
 from lab import mounts, site, state as st

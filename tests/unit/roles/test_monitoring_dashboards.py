@@ -72,7 +72,7 @@ def dashboards():
 
 
 def test_three_dashboards_with_panels(dashboards):
-    assert [n for n, _ in dashboards] == ["inferfleet-gpu.json", "inferfleet-host.json", "inferfleet-vllm.json"]
+    assert [n for n, _board in dashboards] == ["inferfleet-gpu.json", "inferfleet-host.json", "inferfleet-vllm.json"]
     provisioning = (ROOT / "roles" / "monitoring" / "templates" / "grafana-datasources.yml.j2").read_text()
     uid = re.search(r"uid: (\S+)", provisioning).group(1)
     for name, d in dashboards:

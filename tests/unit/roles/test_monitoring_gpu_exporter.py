@@ -63,7 +63,7 @@ def test_dgx_h100_standin(exporter):
 def test_every_mock_server(exporter):
     for key, server in sorted(S.MOCK_DATA["servers"].items()):
         found = samples(S.scrape(exporter.NvmlCollector(S.FakeNvml(S.gpus(key)).fake)))
-        totals = [v for _, v in found["inferfleet_gpu_memory_total_bytes"]]
+        totals = [v for _labels, v in found["inferfleet_gpu_memory_total_bytes"]]
         assert totals == [server["memory_MiB"] * S.MiB] * server["gpus"], key
 
 
@@ -138,8 +138,8 @@ def test_http_server_serves_metrics(exporter):
     fake = S.FakeNvml(S.gpus()[:1])
     from prometheus_client import REGISTRY
     before = set(REGISTRY._collector_to_names)  # pylint: disable=protected-access
-    thread = threading.Thread(target=exporter.main, args=(["--listen-address", "127.0.0.1", "--port", str(port),
-                                                             "--no-xid-events"], fake.fake), daemon=True)
+    argv = ["--listen-address", "127.0.0.1", "--port", str(port), "--no-xid-events"]
+    thread = threading.Thread(target=exporter.main, args=(argv, fake.fake), daemon=True)
     thread.start()
     body = ""
     for _ in range(100):

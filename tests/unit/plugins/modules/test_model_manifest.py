@@ -100,7 +100,7 @@ def test_cache_is_keyed_by_stat_not_trusted_blindly(capsys, tmp_path):
 
 def test_no_cache(capsys, tmp_path):
     make_model(str(tmp_path / "m"))
-    for _ in range(2):
+    for _run in range(2):
         result = run(capsys, tmp_path, path="/m", src="/m", state="verified", cache="")
         assert result["hashed_files"] == 4 and result["cached_files"] == 4  # src and path are the same files
     assert not (tmp_path / "cache").exists()
