@@ -22,7 +22,7 @@ description:
   - It does not change what the stdout callback prints; enable it with
     C(callbacks_enabled = inferfleet.gpu.fleet_report) in C(ansible.cfg) or C(ANSIBLE_CALLBACKS_ENABLED).
 version_added: 0.2.0
-author: inferfleet engineers
+author: inferfleet engineers (@inferfleet)
 requirements:
   - enable in configuration
 options:

@@ -142,7 +142,7 @@ def test_http_server_serves_metrics(exporter):
     thread = threading.Thread(target=exporter.main, args=(argv, fake.fake), daemon=True)
     thread.start()
     body = ""
-    for _ in range(100):
+    for _attempt in range(100):
         try:
             body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=2).read().decode()
             break

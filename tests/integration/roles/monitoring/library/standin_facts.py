@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # -*- coding: utf-8 -*-
 """Test stand-in (never shipped): returns its ``facts`` argument as ansible_facts, so the render
 playbook can give each fake host the gpu_topology fact inferfleet.gpu.gpu_topology would set."""
