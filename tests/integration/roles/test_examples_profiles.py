@@ -181,7 +181,10 @@ def render_units(tmp_path, name, tree):
          "--check", "--diff", "--tags", "vllm_service_configure,vllm_service_model",
          # The run part (systemd, readiness) cannot run without systemd; it is what sets the
          # endpoints the role publishes at its end.
-         "-e", '{"__vllm_service_endpoints": []}'],
+         "-e", '{"__vllm_service_endpoints": []}',
+         # What deploy.yml's resolve play finds on the hub (unreachable here): a pinned commit and
+         # no per-file checksums yet (nothing is downloaded in check mode).
+         "-e", '{"__vllm_service_model_commit": "%s", "__vllm_service_model_hub_manifest": {}}' % ("0" * 40)],
         env=_env(tmp_path), capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     doc = json.loads(proc.stdout[proc.stdout.index("{"):])
@@ -206,7 +209,8 @@ def rendered(request, tmp_path_factory):
         pytest.skip(f"the synthetic trees need {tt.TOPO_JSON}")
     tmp = tmp_path_factory.mktemp(name)
     overrides = prof["overrides"]() if prof["overrides"] else {}
-    tree = tt.build_tree(tmp / "tree", prof["layout"], **overrides)
+    # with the loaded driver's files: units name GPUs by UUID and devices by minor
+    tree = tt.write_nvidia_proc(tt.build_tree(tmp / "tree", prof["layout"], **overrides), prof["layout"])
     units, topo = render_units(tmp, name, tree)
     return name, prof, units, topo
 
@@ -239,8 +243,9 @@ def test_units_carry_gpus_tp_cpus_and_recipe_flags(rendered):
         # device access: these GPUs' minors and no other GPU's
         assert d["DevicePolicy"] == ["closed"], name
         allowed = " ".join(d["DeviceAllow"])
-        for g in range(len(topo["gpus"])):
-            assert (f"/dev/nvidia{g} " in allowed + " ") == (g in gpus), (name, index, g, d["DeviceAllow"])
+        for g in topo["gpus"]:
+            # by the driver's minor, which need not follow the PCI-order index
+            assert (f"/dev/nvidia{g['minor']} " in allowed + " ") == (g["index"] in gpus), (name, index, g, d["DeviceAllow"])
         # tensor parallel size and the recipe's flags on the command line
         argv = shlex.split(" ".join(d["ExecStart"]))
         pairs = list(zip(argv, argv[1:]))
