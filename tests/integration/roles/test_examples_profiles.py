@@ -17,7 +17,6 @@ For each profile (an inventory and group_vars a user copies):
   recipe's flags on the command line.
 """
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import parse_cpulist
 
 import topology_trees as tt
+from helpers import ansible_env
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
@@ -123,21 +123,6 @@ def test_group_vars_match_the_argument_specs(name):
         assert not result.error_messages, f"{name}: {role}: {result.error_messages}"
 
 
-def _env(tmp_path):
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build"),
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-        "ANSIBLE_LOCALHOST_WARNING": "0",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
-        "LC_ALL": "C.UTF-8",
-    })
-    return env
-
-
 PLAY = """
 - name: Render a profile's vLLM units in check mode
   hosts: localhost
@@ -185,7 +170,8 @@ def render_units(tmp_path, name, tree):
          # What deploy.yml's resolve play finds on the hub (unreachable here): a pinned commit and
          # no per-file checksums yet (nothing is downloaded in check mode).
          "-e", '{"__vllm_service_model_commit": "%s", "__vllm_service_model_hub_manifest": {}}' % ("0" * 40)],
-        env=_env(tmp_path), capture_output=True, text=True, timeout=600, check=False)
+        env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                        ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local")), capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     doc = json.loads(proc.stdout[proc.stdout.index("{"):])
     units, topo = {}, None
