@@ -104,7 +104,9 @@ def test_scrape_targets_from_the_inventory(rendered):
         ("10.0.0.11:8000", {"host": "gpu1", "unit": "inferfleet-vllm-0.service", "model": "qwen", "vllm_instance": "0"}),
         ("10.0.0.11:8001", {"host": "gpu1", "unit": "inferfleet-vllm-1.service", "model": "qwen", "vllm_instance": "1"}),
         ("10.0.0.12:8000", {"host": "cpu2", "unit": "inferfleet-vllm-0.service", "model": "qwen", "vllm_instance": "0"})]
-    assert targets("gateway") == [("10.0.0.11:29000", {"host": "gpu1"})]
+    # gpu1 publishes no metrics address (an older gateway role): its node address; mon's loopback-only
+    # port is scraped on loopback; cpu2's loopback-only port cannot be reached from mon
+    assert targets("gateway") == [("10.0.0.11:29000", {"host": "gpu1"}), ("127.0.0.1:29001", {"host": "mon"})]
     assert targets("prometheus") == [("10.0.0.10:9090", {"host": "mon"})]
     assert "authorization" not in jobs["vllm"]
 
