@@ -29,7 +29,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import parse_cpulist
 
 import topology_trees as tt
-from helpers import ansible_env
+from helpers import ansible_env, unit_directives
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
@@ -146,17 +146,6 @@ PLAY = """
 """
 
 
-def directives(text):
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _sep, value = line.partition("=")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def render_units(tmp_path, name, tree):
     variables = _profile_vars(name)
     (tmp_path / "vars.json").write_text(json.dumps(variables))
@@ -216,7 +205,7 @@ def test_units_carry_gpus_tp_cpus_and_recipe_flags(rendered):
         gpu_cpus[gpu["index"]] = set(parse_cpulist(gpu.get("local_cpulist") or gpu.get("cpulist") or ""))
     seen_gpus, seen_cpus = set(), set()
     for index, (inst, text) in sorted(units.items()):
-        d = directives(text)
+        d = unit_directives(text)
         gpus = [int(g) for g in inst["gpus"]]
         assert len(gpus) == prof["tp"], (name, index, gpus)
         assert not set(gpus) & seen_gpus, (name, "GPU in two units", gpus)
