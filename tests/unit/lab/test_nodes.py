@@ -1,4 +1,10 @@
-"""Pure parts of node handling: binds, sizes, the nspawn command, mounts, cgroups, limits."""
+"""Pure parts of node handling: binds, sizes, the nspawn command, mounts, cgroups, limits,
+and the demotion of a node's real-time threads."""
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from lab import mounts, site, state as st
@@ -246,63 +252,52 @@ def test_a_thread_gone_before_its_demotion_is_skipped(tmp_path):
     assert nodes.demote_realtime({5}, tmp_path, set_other=gone) == []
 
 
-def test_a_real_fifo_thread_is_demoted():
-    """A sleeping child at the lowest FIFO priority (root only): the reader sees it, the
-    demotion puts it back on SCHED_OTHER."""
-    import os
-    import subprocess
-    import sys
+@pytest.fixture
+def fifo_child():
+    """A sleeping child at the lowest SCHED_FIFO priority (root only); always demoted and killed."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         try:
             os.sched_setscheduler(child.pid, os.SCHED_FIFO, os.sched_param(1))
         except PermissionError:
             pytest.skip("setting SCHED_FIFO needs CAP_SYS_NICE")
-        assert nodes.realtime_threads({child.pid}) == {child.pid: os.SCHED_FIFO}
-        assert nodes.demote_realtime({child.pid}) == [child.pid]
-        assert os.sched_getscheduler(child.pid) == os.SCHED_OTHER
-        assert nodes.realtime_threads({child.pid}) == {}
-    finally:
-        try:
-            os.sched_setscheduler(child.pid, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass
-        child.kill()
-        child.wait()
-
-
-def test_stop_demotes_a_fifo_process_of_the_node_before_killing_it(monkeypatch):
-    """``stop`` on a node whose cgroup holds a real FIFO child: when the SIGKILL comes the
-    child is already on SCHED_OTHER."""
-    import os
-    import subprocess
-    import sys
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        try:
-            os.sched_setscheduler(child.pid, os.SCHED_FIFO, os.sched_param(1))
-        except PermissionError:
-            pytest.skip("setting SCHED_FIFO needs CAP_SYS_NICE")
-        killed = []
-        real_kill = os.kill
-
-        def kill(pid, sig):
-            killed.append((pid, sig, os.sched_getscheduler(pid)))
-            real_kill(pid, sig)
-        monkeypatch.setattr(nodes, "nspawn_pids", lambda machine: [])
-        monkeypatch.setattr(nodes, "cgroup_pids",
-                            lambda cgroup, root=None: {child.pid} if child.poll() is None else set())
-        monkeypatch.setattr(nodes, "remove_cgroup", lambda cgroup, root=None: None)
-        monkeypatch.setattr(nodes.os, "kill", kill)
-        monkeypatch.setattr(nodes, "_reap", lambda pid: child.poll())
-        demoted = nodes.stop({"hostname": "md-unit-test-node1", "cgroup": "inferlab/md-unit-test-node1",
-                    "pid": None}, timeout=0.3)
-        assert demoted == {child.pid}
-        assert killed and killed[0][:2] == (child.pid, 9)
-        assert {policy for _pid, _sig, policy in killed} == {os.SCHED_OTHER}
-        assert child.poll() is not None
+        yield child
     finally:
         if child.poll() is None:
-            os.sched_setscheduler(child.pid, os.SCHED_OTHER, os.sched_param(0))
+            try:
+                os.sched_setscheduler(child.pid, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                pass
             child.kill()
         child.wait()
+
+
+def test_a_real_fifo_thread_is_demoted(fifo_child):
+    """The reader sees the FIFO child, the demotion puts it back on SCHED_OTHER."""
+    pid = fifo_child.pid
+    assert nodes.realtime_threads({pid}) == {pid: os.SCHED_FIFO}
+    assert nodes.demote_realtime({pid}) == [pid]
+    assert os.sched_getscheduler(pid) == os.SCHED_OTHER
+    assert nodes.realtime_threads({pid}) == {}
+
+
+def test_stop_demotes_a_fifo_process_of_the_node_before_killing_it(fifo_child, monkeypatch):
+    """``stop`` on a node whose cgroup holds a real FIFO child: when the SIGKILL comes the
+    child is already on SCHED_OTHER."""
+    child = fifo_child
+    killed = []
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        killed.append((pid, sig, os.sched_getscheduler(pid)))
+        real_kill(pid, sig)
+    monkeypatch.setattr(nodes, "nspawn_pids", lambda machine: [])
+    monkeypatch.setattr(nodes, "cgroup_pids", lambda cgroup, root=None: {child.pid} if child.poll() is None else set())
+    monkeypatch.setattr(nodes, "remove_cgroup", lambda cgroup, root=None: None)
+    monkeypatch.setattr(nodes.os, "kill", kill)
+    monkeypatch.setattr(nodes, "_reap", lambda pid: child.poll())
+    node = {"hostname": "md-unit-test-node1", "cgroup": "inferlab/md-unit-test-node1", "pid": None}
+    assert nodes.stop(node, timeout=0.3) == {child.pid}
+    assert killed and killed[0][:2] == (child.pid, signal.SIGKILL)
+    assert {policy for _pid, _sig, policy in killed} == {os.SCHED_OTHER}
+    assert child.poll() is not None
