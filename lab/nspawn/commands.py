@@ -159,11 +159,7 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
     if demoted:
         done.append(f"demoted {demoted} real-time thread(s) to SCHED_OTHER first")
     if index is not None:
-        for pid in net.ssh_clients_into(str(net.subnet_for(index))):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        nodes.signal_all(net.ssh_clients_into(str(net.subnet_for(index))), signal.SIGTERM)
     for node in node_list:
         net.delete_node_net(name, index, node["index"])
     if index is not None:

@@ -305,6 +305,15 @@ def nspawn_pids(machine: str) -> list[int]:
     return pids
 
 
+def signal_all(pids, sig: int) -> None:
+    """Send ``sig`` to each of ``pids``; one that is already gone is skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -319,11 +328,7 @@ def stop(node: dict, timeout: float = 15.0) -> set[int]:
     if node.get("pid") and pid_alive(node["pid"], node["hostname"]):
         pids.add(node["pid"])
     demoted = set(demote_realtime(cgroup_pids(node["cgroup"]) | pids))
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in pids:
@@ -336,11 +341,8 @@ def stop(node: dict, timeout: float = 15.0) -> set[int]:
         if not left:
             break
         demoted.update(demote_realtime(left))
+        signal_all(left, signal.SIGKILL)
         for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             _reap(pid)
         time.sleep(0.1)
     remove_cgroup(node["cgroup"])
