@@ -95,21 +95,37 @@ def run(cmd: list[str], **kw) -> None:
     subprocess.run(cmd, check=True, **kw)
 
 
-def build_wheelhouse(python: str, vllm_version: str) -> Path:
-    """Every wheel vLLM needs, for cp311, built once (pip wheel also turns sdists into wheels)."""
-    recipe = wheelhouse_recipe(vllm_version)
-    dest = CACHE / f"wheelhouse-{digest(recipe)}"
-    if (dest / "RECIPE.json").exists():
+RECIPE = "RECIPE.json"
+
+
+def cached_asset(name: str, recipe: dict, build, ready: str = RECIPE) -> Path:
+    """``CACHE/<name>-<digest(recipe)>/``, built once and reused while ``CACHE/…/<ready>`` exists.
+
+    ``build(tmp)`` fills a fresh ``<dir>.tmp`` sibling, which then replaces the directory in one
+    ``os.replace``, so an interrupted build is never taken for a finished one.  With the default
+    ``ready``, the ``RECIPE.json`` marker (the recipe and the build's seconds) is written here after
+    ``build`` returns; with another ``ready`` (a repository's ``Packages`` index) ``build`` writes it.
+    """
+    dest = CACHE / f"{name}-{digest(recipe)}"
+    if (dest / ready).exists():
         return dest
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     t0 = time.monotonic()
-    run([python, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp),
-         f"{VLLM_PACKAGE}=={vllm_version}", f"torch=={TORCH_VERSION}"])
-    (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
+    build(tmp)
+    if ready == RECIPE:
+        (tmp / RECIPE).write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
     os.replace(tmp, dest)
     return dest
+
+
+def build_wheelhouse(python: str, vllm_version: str) -> Path:
+    """Every wheel vLLM needs, for cp311, built once (pip wheel also turns sdists into wheels)."""
+    def wheels(tmp: Path) -> None:
+        run([python, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(tmp),
+             f"{VLLM_PACKAGE}=={vllm_version}", f"torch=={TORCH_VERSION}"])
+    return cached_asset("wheelhouse", wheelhouse_recipe(vllm_version), wheels)
 
 
 def router_recipe(version: str = ROUTER_VERSION) -> dict:
@@ -118,19 +134,10 @@ def router_recipe(version: str = ROUTER_VERSION) -> dict:
 
 def build_router_wheelhouse(python: str, version: str = ROUTER_VERSION) -> Path:
     """The gateway's wheels (vllm-router and its dependencies, cp311, binary only), downloaded once."""
-    recipe = router_recipe(version)
-    dest = CACHE / f"router-{digest(recipe)}"
-    if (dest / "RECIPE.json").exists():
-        return dest
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    t0 = time.monotonic()
-    run([python, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(tmp),
-         f"{ROUTER_PACKAGE}=={version}"])
-    (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
-    os.replace(tmp, dest)
-    return dest
+    def wheels(tmp: Path) -> None:
+        run([python, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(tmp),
+             f"{ROUTER_PACKAGE}=={version}"])
+    return cached_asset("router", router_recipe(version), wheels)
 
 
 def add_drift_wheel(python: str, wheelhouse: Path, version: str = DRIFT_VERSION) -> Path:
@@ -163,27 +170,30 @@ def add_debs(wheelhouse: Path, packages=tuple(DEBS)) -> Path:
     return debs
 
 
+def build_deb_repo(name: str, packages) -> Path:
+    """``<name>-<hash>/``: the packages' .debs and a ``Packages`` index (a flat apt repository).
+
+    The host and the lab nodes are both Debian 12, so ``apt-get download`` here gives the nodes'
+    packages. The hash is of the package list and the suite only.
+    """
+    def repo(tmp: Path) -> None:
+        tmp.chmod(0o755)
+        run(["apt-get", "download", *packages], cwd=tmp, stdout=subprocess.DEVNULL)
+        index = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=tmp, capture_output=True,
+                               text=True, check=True).stdout
+        (tmp / "Packages").write_text(index)
+        for deb in tmp.glob("*.deb"):
+            deb.chmod(0o644)
+    return cached_asset(name, {"debs": sorted(packages), "suite": "bookworm"}, repo, ready="Packages")
+
+
 def build_monitoring_debs(packages=tuple(MONITORING_DEBS)) -> Path:
-    """``debs-monitoring-<hash>/``: the monitoring .debs and a ``Packages`` index (a flat apt repository).
+    """``debs-monitoring-<hash>/``: the monitoring .debs (a flat apt repository).
 
     Its own cached asset (not part of the vLLM wheelhouse): bound at ``/srv/debs-monitoring`` and
     used by the role inferfleet.gpu.monitoring through ``monitoring_deb_dir``.
     """
-    dest = CACHE / f"debs-monitoring-{digest({'debs': sorted(packages), 'suite': 'bookworm'})}"
-    if (dest / "Packages").exists():
-        return dest
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tmp.chmod(0o755)
-    run(["apt-get", "download", *packages], cwd=tmp, stdout=subprocess.DEVNULL)
-    index = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=tmp, capture_output=True,
-                           text=True, check=True).stdout
-    (tmp / "Packages").write_text(index)
-    for deb in tmp.glob("*.deb"):
-        deb.chmod(0o644)
-    os.replace(tmp, dest)
-    return dest
+    return build_deb_repo("debs-monitoring", packages)
 
 
 def build_builder_venv(python: str, wheelhouse: Path) -> Path:
@@ -203,23 +213,15 @@ def build_model(builder: Path, dense: bool = False) -> Path:
     """The tiny Qwen3-VL stand-in, rebuilt only when its builder script or environment changes."""
     recipe = {"builder_py": hashlib.sha256(MODEL_BUILDER.read_bytes()).hexdigest(),
               "venv": builder.name, "dense": dense}
-    parent = CACHE / f"models-{digest(recipe)}"
-    model = parent / SERVED_NAME
-    if (parent / "RECIPE.json").exists():
-        return model
-    tmp = parent.with_name(parent.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp / ".hf"))
-    t0 = time.monotonic()
-    run([str(builder / "bin" / "python"), str(MODEL_BUILDER), str(tmp / SERVED_NAME)] + (["--dense"] if dense else []),
-        env=env, stdout=subprocess.DEVNULL)
-    shutil.rmtree(tmp / ".hf", ignore_errors=True)
-    (tmp / "RECIPE.json").write_text(json.dumps(dict(recipe, seconds=round(time.monotonic() - t0)), indent=2) + "\n")
-    for p in [tmp, tmp / SERVED_NAME]:
-        p.chmod(0o755)
-    os.replace(tmp, parent)
-    return model
+
+    def model(tmp: Path) -> None:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp / ".hf"))
+        run([str(builder / "bin" / "python"), str(MODEL_BUILDER), str(tmp / SERVED_NAME)]
+            + (["--dense"] if dense else []), env=env, stdout=subprocess.DEVNULL)
+        shutil.rmtree(tmp / ".hf", ignore_errors=True)
+        for p in [tmp, tmp / SERVED_NAME]:
+            p.chmod(0o755)
+    return cached_asset("models", recipe, model) / SERVED_NAME
 
 
 def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: bool = False) -> dict:

@@ -121,22 +121,30 @@ def standin_metrics(server="dgxh100.New()"):
     return scrape(exporter.NvmlCollector(FakeNvml(gpus(server)).fake))
 
 
-def standin_metrics_every_series():
-    """Scrapes that together give every series the exporter has: a Hopper node that saw an XID
-    (through the exporter's own event thread) and a pre-Ampere-like node with retired pages."""
+def watch_xids_until_delivered(collector, fake, timeout=5.0):
+    """Run the exporter's own XID event thread (``collector.watch_xids``) until the stand-in ``fake``
+    has delivered every queued event (or ``timeout`` seconds), then stop it; returns the thread,
+    joined (alive only if it did not stop)."""
     import threading
     import time
-    exporter = load_exporter()
-    fake = FakeNvml(gpus("dgxh100.New()"), events=[(0, 79)])
-    collector = exporter.NvmlCollector(fake.fake)
     stop = threading.Event()
     thread = threading.Thread(target=collector.watch_xids, args=(stop, 10))
     thread.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + timeout
     while fake.events and time.monotonic() < deadline:
         time.sleep(0.01)
     stop.set()
-    thread.join(5)
+    thread.join(timeout)
+    return thread
+
+
+def standin_metrics_every_series():
+    """Scrapes that together give every series the exporter has: a Hopper node that saw an XID
+    (through the exporter's own event thread) and a pre-Ampere-like node with retired pages."""
+    exporter = load_exporter()
+    fake = FakeNvml(gpus("dgxh100.New()"), events=[(0, 79)])
+    collector = exporter.NvmlCollector(fake.fake)
+    watch_xids_until_delivered(collector, fake)
     older = gpus("dgxa100.New()")
     for dev in older:
         dev.update(retired=[0x1000], remapped=None)

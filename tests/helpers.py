@@ -1,7 +1,12 @@
 """What the tests share: the repository's paths, the Ansible environment, and
 runners for a module (in-process) and for a playbook (``ansible-playbook``).
 
-    from helpers import ROOT, ansible_env, run_module, run_playbook
+    from helpers import ROOT, ansible_env, run_module, run_playbook, write_play, write_vars
+
+A test that runs a few tasks of its own writes them as a play and runs it::
+
+    play = write_play(tmp_path, TASKS, vars_files=[ROLE / "defaults/main.yml", write_vars(tmp_path, overrides)])
+    proc = run_playbook(play)
 """
 import json
 import os
@@ -10,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.module_utils.testing import patch_module_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +60,40 @@ def run_playbook(playbook, inventory="localhost,", extra_vars=None, json_output=
         cmd += ["-e", "@%s" % extra_vars]
     return subprocess.run(cmd, cwd=str(cwd) if cwd else None, env=ansible_env(json_output, **(env or {})),
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def write_vars(directory, variables, name="vars.json"):
+    """``variables`` (a dict) as the JSON vars file ``directory/name``; returns its path, for a play's
+    ``vars_files`` or for :func:`run_playbook`'s ``extra_vars``."""
+    path = Path(directory) / name
+    path.write_text(json.dumps(variables))
+    return path
+
+
+def write_play(directory, tasks, hosts="localhost", vars_files=(), name="play.yml"):
+    """A playbook of one play, ``directory/name``: ``tasks`` (the YAML text of a task list) on ``hosts``
+    with the local connection and no facts, loading ``vars_files`` in order (a later file wins).
+    Returns its path."""
+    play = {"hosts": hosts, "connection": "local", "gather_facts": False,
+            "vars_files": [str(f) for f in vars_files], "tasks": yaml.safe_load(tasks)}
+    if not play["vars_files"]:
+        del play["vars_files"]
+    path = Path(directory) / name
+    path.write_text(yaml.safe_dump([play], sort_keys=False, width=1000))
+    return path
+
+
+def unit_directives(text):
+    """A systemd unit's directives as ``{key: [values]}`` (systemd allows repeated keys); section
+    headers and comment lines (``#``, ``;``) are left out."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _sep, value = line.partition("=")
+        out.setdefault(key, []).append(value)
+    return out
 
 
 def playbook_results(proc):

@@ -77,6 +77,13 @@ def _gpu_affinity(system_id, count, fill=None):
     return out
 
 
+def _gpus(bus_ids, device, affinity):
+    """The GPUs' PCI functions (NVIDIA ``device``, 3D controller class) at ``bus_ids``, each with
+    its (cpulist, NUMA node) from ``affinity`` (as :func:`_gpu_affinity` gives it)."""
+    return [dict(bus_id=bus, vendor=NVIDIA, device=device, cls="0x030200", numa_node=node, local=_parse(cpus))
+            for bus, (cpus, node) in zip(bus_ids, affinity, strict=True)]
+
+
 def _two_socket(cores_per_socket, threads=2):
     """Nodes of a 2-socket box numbered like Linux does (all first threads, then second)."""
     total_cores = 2 * cores_per_socket
@@ -97,10 +104,7 @@ def _hgx_h100():
                "0000:9a:00.0", "0000:ab:00.0", "0000:ba:00.0", "0000:db:00.0"]
     nic_bus = ["0000:19:00.0", "0000:2b:00.0", "0000:3b:00.0", "0000:5e:00.0",
                "0000:9b:00.0", "0000:ac:00.0", "0000:bb:00.0", "0000:dc:00.0"]
-    pci = []
-    for i, bus in enumerate(gpu_bus):
-        pci.append(dict(bus_id=bus, vendor=NVIDIA, device="0x2330", cls="0x030200",
-                        numa_node=aff[i][1], local=_parse(aff[i][0])))
+    pci = _gpus(gpu_bus, "0x2330", aff)
     for i, bus in enumerate(nic_bus):
         pci.append(dict(bus_id=bus, vendor="0x15b3", device="0x1021", cls="0x020700",
                         numa_node=0 if i < 4 else 1, local=nodes[0 if i < 4 else 1]))
@@ -136,10 +140,7 @@ def _dgx_a100_nps4():
     aff = _gpu_affinity("dgx-a100-40gb-nccl1505", 8, fill)
     gpu_bus = ["0000:07:00.0", "0000:0f:00.0", "0000:47:00.0", "0000:4e:00.0",
                "0000:87:00.0", "0000:90:00.0", "0000:b7:00.0", "0000:bd:00.0"]
-    pci = []
-    for i, bus in enumerate(gpu_bus):
-        pci.append(dict(bus_id=bus, vendor=NVIDIA, device="0x20b0", cls="0x030200",
-                        numa_node=aff[i][1], local=_parse(aff[i][0])))
+    pci = _gpus(gpu_bus, "0x20b0", aff)
     for i in range(6):
         pci.append(dict(bus_id="0000:%02x:00.0" % (0xc4 + i), vendor=NVIDIA, device="0x1af1", cls="0x068000",
                         numa_node=5, local=nodes[5]))
@@ -159,10 +160,7 @@ def _pcie_l40s():
     aff = _gpu_affinity("8x-rtx4090-gpuallocator17", 8)
     gpu_bus = ["0000:1b:00.0", "0000:2c:00.0", "0000:3d:00.0", "0000:4e:00.0",
                "0000:9c:00.0", "0000:ad:00.0", "0000:be:00.0", "0000:cf:00.0"]
-    pci = []
-    for i, bus in enumerate(gpu_bus):
-        pci.append(dict(bus_id=bus, vendor=NVIDIA, device="0x26b9", cls="0x030200",
-                        numa_node=aff[i][1], local=_parse(aff[i][0])))
+    pci = _gpus(gpu_bus, "0x26b9", aff)
     pci.append(dict(bus_id="0000:00:17.0", vendor="0x8086", device="0xa182", cls="0x010601",
                     numa_node=0, local=nodes[0]))
     pci.append(dict(bus_id="0000:31:00.0", vendor="0x1000", device="0x00e6", cls="0x010700",

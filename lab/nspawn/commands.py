@@ -152,15 +152,14 @@ def teardown(name: str, quiet: bool = False) -> list[str]:
         node_list.append({"index": k, "hostname": f"{name}-node{k}", "netns": net.netns_name(name, k),
                           "dir": str(data / f"node{k}"), "cgroup": f"inferlab/{name}-node{k}",
                           "pid": None})
+    demoted = 0
     for node in node_list:
-        nodes.stop(node)
+        demoted += len(nodes.stop(node))
     done.append(f"stopped {len(node_list)} node(s)")
+    if demoted:
+        done.append(f"demoted {demoted} real-time thread(s) to SCHED_OTHER first")
     if index is not None:
-        for pid in net.ssh_clients_into(str(net.subnet_for(index))):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        nodes.signal_all(net.ssh_clients_into(str(net.subnet_for(index))), signal.SIGTERM)
     for node in node_list:
         net.delete_node_net(name, index, node["index"])
     if index is not None:

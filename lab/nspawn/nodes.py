@@ -6,6 +6,12 @@ the named ``systemd`` v1 hierarchy and of the ``unified`` v2 one, otherwise
 all nodes share (and fight over) the same sub-cgroups.  A node is stopped with
 SIGTERM to systemd-nspawn (it then powers the container off cleanly);
 SIGRTMIN+4 would orphan the container.
+
+A node shares the host's kernel and scheduler, so a unit of the node with
+``CPUSchedulingPolicy=fifo`` (vLLM under the lab's tuning) runs real-time on the
+host.  ``stop`` demotes every real-time thread under the node's cgroup to
+SCHED_OTHER before each signal: a SIGKILLed thread group whose FIFO threads keep
+spinning until the kernel reaps them can otherwise starve the host.
 """
 from __future__ import annotations
 
@@ -189,6 +195,51 @@ def _enter_cgroups(dirs: list[Path]):
     return enter
 
 
+# --- real-time threads ----------------------------------------------------------
+
+# Scheduling policies that run ahead of every SCHED_OTHER thread of the host.
+REALTIME_POLICIES = {1: "SCHED_FIFO", 2: "SCHED_RR", 6: "SCHED_DEADLINE"}
+
+
+def thread_policy(stat: str) -> int:
+    """Field 41 (``policy``) of a ``/proc/PID/task/TID/stat`` line."""
+    return int(stat.rsplit(")", 1)[1].split()[38])
+
+
+def realtime_threads(pids, proc: Path = Path("/proc")) -> dict[int, int]:
+    """{tid: policy} of every real-time thread of the processes ``pids``."""
+    found = {}
+    for pid in pids:
+        try:
+            tids = [int(t) for t in os.listdir(proc / str(pid) / "task") if t.isdigit()]
+        except OSError:
+            continue  # gone meanwhile
+        for tid in tids:
+            try:
+                policy = thread_policy((proc / str(pid) / "task" / str(tid) / "stat").read_text())
+            except (OSError, IndexError, ValueError):
+                continue
+            if policy in REALTIME_POLICIES:
+                found[tid] = policy
+    return found
+
+
+def _set_other(tid: int) -> None:
+    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+
+
+def demote_realtime(pids, proc: Path = Path("/proc"), set_other=_set_other) -> list[int]:
+    """Put every real-time thread of ``pids`` on SCHED_OTHER; returns the threads demoted."""
+    done = []
+    for tid in sorted(realtime_threads(pids, proc)):
+        try:
+            set_other(tid)
+        except ProcessLookupError:
+            continue
+        done.append(tid)
+    return done
+
+
 # --- start / stop -------------------------------------------------------------
 
 def device_rules(loop: str | None, rdev: tuple[int, int] | None = None) -> list[str]:
@@ -254,6 +305,15 @@ def nspawn_pids(machine: str) -> list[int]:
     return pids
 
 
+def signal_all(pids, sig: int) -> None:
+    """Send ``sig`` to each of ``pids``; one that is already gone is skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -261,16 +321,14 @@ def _reap(pid: int) -> None:
         pass
 
 
-def stop(node: dict, timeout: float = 15.0) -> None:
-    """SIGTERM every nspawn of the node, wait, then SIGKILL whatever is left in its cgroup."""
+def stop(node: dict, timeout: float = 15.0) -> set[int]:
+    """Demote the node's real-time threads, SIGTERM every nspawn of the node, wait, then
+    SIGKILL whatever is left in its cgroup (demoting again first); returns the threads demoted."""
     pids = set(nspawn_pids(node["hostname"]))
     if node.get("pid") and pid_alive(node["pid"], node["hostname"]):
         pids.add(node["pid"])
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    demoted = set(demote_realtime(cgroup_pids(node["cgroup"]) | pids))
+    signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in pids:
@@ -282,16 +340,15 @@ def stop(node: dict, timeout: float = 15.0) -> None:
         left = cgroup_pids(node["cgroup"]) | {p for p in pids if pid_alive(p)}
         if not left:
             break
+        demoted.update(demote_realtime(left))
+        signal_all(left, signal.SIGKILL)
         for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             _reap(pid)
         time.sleep(0.1)
     remove_cgroup(node["cgroup"])
     # nspawn removes this itself on a clean exit, not when it was killed.
     shutil.rmtree(NSPAWN_PROPAGATE / node["hostname"], ignore_errors=True)
+    return demoted
 
 
 # --- disks --------------------------------------------------------------------

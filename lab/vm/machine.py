@@ -299,6 +299,9 @@ def vm_up(name: str, disk_size: str, memory: int, cpus: int, accel_req: str, tim
 
 
 def vm_down(name: str, quiet: bool = False) -> int:
+    # No real-time demotion here (the nspawn ``down`` has one): a SCHED_FIFO unit
+    # in the VM is real-time for the guest's kernel only; on the host qemu's
+    # threads are SCHED_OTHER.
     check_name(name)
     sdir = state_dir(name)
     pids = set(_scan_qemu(sdir))

@@ -123,13 +123,19 @@ def write_json_atomic(path, data, mode=0o644):
         raise
 
 
-def hash_file(path, kind="sha256"):
-    """Digest of one file: 'sha256' or 'gitsha1' (git's blob id)."""
+def new_digest(path, kind="sha256"):
+    """The hash object for the file ``path``, before its content: 'sha256', or 'gitsha1' (git's
+    blob id: SHA-1 over a ``blob SIZE\\0`` header, then the content)."""
     if kind == "gitsha1":
         digest = hashlib.sha1()
         digest.update(b"blob %d\0" % os.path.getsize(path))
-    else:
-        digest = hashlib.sha256()
+        return digest
+    return hashlib.sha256()
+
+
+def hash_file(path, kind="sha256"):
+    """Digest of one file: 'sha256' or 'gitsha1' (git's blob id)."""
+    digest = new_digest(path, kind)
     with open(path, "rb") as handle:
         while True:
             chunk = handle.read(CHUNK)
@@ -211,11 +217,7 @@ def copy_verified(src, dest, expected, kind="sha256", mode=0o644):
         os.makedirs(directory, 0o755)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
-        if kind == "gitsha1":
-            digest = hashlib.sha1()
-            digest.update(b"blob %d\0" % os.path.getsize(src))
-        else:
-            digest = hashlib.sha256()
+        digest = new_digest(src, kind)
         with os.fdopen(fd, "wb") as out, open(src, "rb") as handle:
             while True:
                 chunk = handle.read(CHUNK)

@@ -19,8 +19,6 @@ For each profile (an inventory and group_vars a user copies):
 import json
 import shlex
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -29,11 +27,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import parse_cpulist
 
 import topology_trees as tt
-from helpers import ansible_env
+from helpers import ANSIBLE_PLAYBOOK, ROOT, ansible_env, unit_directives
 
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO / "examples"
-VENV_BIN = Path(sys.executable).parent
+EXAMPLES = ROOT / "examples"
 ROLES = ["vllm_service", "host_tuning", "nvidia_driver", "vllm"]  # longest prefix first
 
 
@@ -118,7 +114,7 @@ def test_group_vars_match_the_argument_specs(name):
         by_role.setdefault(role, {})[var] = value
     assert {"host_tuning", "vllm_service"} <= set(by_role), f"{name}: profiles set tuning and serving"
     for role, params in sorted(by_role.items()):
-        spec = _load(REPO / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+        spec = _load(ROOT / "roles" / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
         result = ArgumentSpecValidator(_without_defaults(spec)).validate(params)
         assert not result.error_messages, f"{name}: {role}: {result.error_messages}"
 
@@ -146,23 +142,12 @@ PLAY = """
 """
 
 
-def directives(text):
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _sep, value = line.partition("=")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def render_units(tmp_path, name, tree):
     variables = _profile_vars(name)
     (tmp_path / "vars.json").write_text(json.dumps(variables))
     (tmp_path / "play.yml").write_text(PLAY % {"vars": tmp_path / "vars.json", "root": tree})
     proc = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml"),
+        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", str(tmp_path / "play.yml"),
          "--check", "--diff", "--tags", "vllm_service_configure,vllm_service_model",
          # The run part (systemd, readiness) cannot run without systemd; it is what sets the
          # endpoints the role publishes at its end.
@@ -216,7 +201,7 @@ def test_units_carry_gpus_tp_cpus_and_recipe_flags(rendered):
         gpu_cpus[gpu["index"]] = set(parse_cpulist(gpu.get("local_cpulist") or gpu.get("cpulist") or ""))
     seen_gpus, seen_cpus = set(), set()
     for index, (inst, text) in sorted(units.items()):
-        d = directives(text)
+        d = unit_directives(text)
         gpus = [int(g) for g in inst["gpus"]]
         assert len(gpus) == prof["tp"], (name, index, gpus)
         assert not set(gpus) & seen_gpus, (name, "GPU in two units", gpus)

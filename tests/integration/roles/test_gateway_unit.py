@@ -6,19 +6,14 @@ ansible-playbook, so filters and quoting are real. The hosts carry ``vllm_servic
 inferfleet.gpu.vllm_service publishes them; one host serves nothing and must be skipped.
 """
 
-import json
-import os
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
-ROLE = REPO / "roles" / "gateway"
-VENV_BIN = Path(sys.executable).parent
+from helpers import ROOT, run_playbook, unit_directives, write_play, write_vars
+
+ROLE = ROOT / "roles" / "gateway"
 
 
 def endpoints(addr, ports):
@@ -33,53 +28,29 @@ INVENTORY = {"all": {"hosts": {
 }}}
 
 
-def _env():
-    env = dict(os.environ)
-    env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build"),
-                "ANSIBLE_LOCALHOST_WARNING": "0", "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
-                "LC_ALL": "C.UTF-8"})
-    return env
+TASKS = """
+- name: Validate
+  ansible.builtin.import_tasks: %(role)s/tasks/validate.yml
+- name: Render the unit
+  ansible.builtin.template:
+    src: %(role)s/templates/gateway.service.j2
+    dest: "%(out)s"
+    mode: "0644"
+"""
 
 
 def render(tmp_path, **overrides):
     """Render the unit on host gw (local connection); return (rc, unit text or None, output)."""
     (tmp_path / "inv.yml").write_text(yaml.safe_dump(INVENTORY))
-    (tmp_path / "vars.json").write_text(json.dumps(overrides))
-    (tmp_path / "play.yml").write_text("""
-- hosts: gw
-  connection: local
-  gather_facts: false
-  vars_files:
-    - %(role)s/defaults/main.yml
-    - %(role)s/vars/main.yml
-    - %(vars)s
-  tasks:
-    - name: Validate
-      ansible.builtin.import_tasks: %(role)s/tasks/validate.yml
-    - name: Render the unit
-      ansible.builtin.template:
-        src: %(role)s/templates/gateway.service.j2
-        dest: "%(out)s"
-        mode: "0644"
-""" % {"role": ROLE, "vars": tmp_path / "vars.json", "out": tmp_path / "gw.service"})
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "inv.yml"), str(tmp_path / "play.yml")],
-                          env=_env(), capture_output=True, text=True, timeout=300, check=False)
     unit = tmp_path / "gw.service"
+    play = write_play(tmp_path, TASKS % {"role": ROLE, "out": unit}, hosts="gw",
+                      vars_files=[ROLE / "defaults/main.yml", ROLE / "vars/main.yml", write_vars(tmp_path, overrides)])
+    proc = run_playbook(play, inventory=tmp_path / "inv.yml")
     return proc.returncode, unit.read_text() if unit.exists() else None, proc.stdout + proc.stderr
 
 
-def directives(text):
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith(("#", "[")):
-            key, _sep, value = line.partition("=")
-            out.setdefault(key, []).append(value)
-    return out
-
-
 def exec_args(text):
-    return shlex.split(directives(text)["ExecStart"][0])
+    return shlex.split(unit_directives(text)["ExecStart"][0])
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +80,7 @@ def test_router_flags(default_unit):
 
 
 def test_unit_is_unprivileged_and_sandboxed(default_unit):
-    d = directives(default_unit)
+    d = unit_directives(default_unit)
     assert d["User"] == ["inferfleet-gateway"]
     assert d["CapabilityBoundingSet"] == [""]
     assert "AmbientCapabilities" not in d
@@ -121,7 +92,7 @@ def test_unit_is_unprivileged_and_sandboxed(default_unit):
 def test_low_port_gets_only_bind_capability(tmp_path):
     rc, unit, out = render(tmp_path, gateway_port=443)
     assert rc == 0, out
-    d = directives(unit)
+    d = unit_directives(unit)
     assert d["AmbientCapabilities"] == ["CAP_NET_BIND_SERVICE"]
     assert d["CapabilityBoundingSet"] == ["CAP_NET_BIND_SERVICE"]
 

@@ -1,34 +1,26 @@
 """The role monitoring's generated files, rendered by Ansible from its own tasks and templates for a
 small fleet (tests/integration/roles/monitoring/inventory.yml), then checked by Prometheus's promtool:
 `check config`, `check rules`, and `test rules` (every rule fires once and stays quiet once)."""
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
+from helpers import ANSIBLE_PLAYBOOK, ROOT, ansible_env
+
 HERE = Path(__file__).resolve().parent / "monitoring"
 ROLE = ROOT / "roles" / "monitoring"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(not PROMTOOL, reason="promtool (Debian package prometheus) not installed")
 
 
-def _env():
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".build"),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return env
-
-
 def playbook(name, *args):
-    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(HERE / "inventory.yml"),
+    return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(HERE / "inventory.yml"),
                            str(HERE / name), "-e", "role_dir=%s" % ROLE, *args],
-                          capture_output=True, text=True, env=_env(), cwd=ROOT, check=False)
+                          capture_output=True, text=True, env=ansible_env(), cwd=ROOT, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +134,10 @@ def validation_runs(tmp_path_factory):
     procs = []
     for i, (bad, _expected) in enumerate(cases):
         out = tmp_path_factory.mktemp("validate%d" % i)
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(HERE / "inventory.yml"),
+        cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(HERE / "inventory.yml"),
                str(HERE / "validate.yml"), "-e", "role_dir=%s" % ROLE, "-e", json.dumps(dict(bad, render_dir=str(out)))]
         procs.append((out, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                            env=_env(), cwd=ROOT)))
+                                            env=ansible_env(), cwd=ROOT)))
     return [(out, proc.communicate()[0], proc.returncode) for out, proc in procs]
 
 

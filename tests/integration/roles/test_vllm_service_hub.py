@@ -8,28 +8,14 @@ manifest - a same-size corruption of a shard included.
 """
 import hashlib
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests"))
-from standins.hf_hub import StandinHub  # noqa: E402
+from helpers import run_playbook, write_play, write_vars
+from standins.hf_hub import StandinHub
 
-VENV_BIN = Path(sys.executable).parent
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO_ID = "Qwen/Qwen3-VL-Tiny-Standin"
-
-
-def _env():
-    env = dict(os.environ)
-    env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build"),
-                "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-                "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")), "LC_ALL": "C.UTF-8"})
-    return env
 
 
 def make_model(path):
@@ -42,38 +28,33 @@ def make_model(path):
     return path
 
 
+TASKS = """
+- name: The role's own resolution
+  ansible.builtin.include_role:
+    name: inferfleet.gpu.vllm_service
+    tasks_from: resolve.yml
+- name: Verify a local directory against what the hub published
+  inferfleet.gpu.model_manifest:
+    path: "{{ model_dir }}"
+    expected: "{{ __vllm_service_model_hub_manifest }}"
+    state: verified
+    cache: ""
+  register: verified
+- name: Hand the result to the test
+  ansible.builtin.copy:
+    dest: "{{ out }}"
+    content: "{{ {'commit': __vllm_service_model_commit, 'manifest': __vllm_service_model_hub_manifest,
+                  'verified': verified} | to_json }}"
+    mode: "0644"
+"""
+
+
 def resolve(tmp_path, hub, **extra):
     out = tmp_path / "out.json"
     variables = {"vllm_service_model": REPO_ID, "vllm_service_model_source": "hub",
                  "vllm_service_model_hub_url": hub.url, "model_dir": str(tmp_path / "local"), "out": str(out)}
     variables.update(extra)
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    (tmp_path / "play.yml").write_text("""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: The role's own resolution
-      ansible.builtin.include_role:
-        name: inferfleet.gpu.vllm_service
-        tasks_from: resolve.yml
-    - name: Verify a local directory against what the hub published
-      inferfleet.gpu.model_manifest:
-        path: "{{ model_dir }}"
-        expected: "{{ __vllm_service_model_hub_manifest }}"
-        state: verified
-        cache: ""
-      register: verified
-    - name: Hand the result to the test
-      ansible.builtin.copy:
-        dest: "{{ out }}"
-        content: "{{ {'commit': __vllm_service_model_commit, 'manifest': __vllm_service_model_hub_manifest,
-                      'verified': verified} | to_json }}"
-        mode: "0644"
-""")
-    proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-e", "@%s" % (tmp_path / "vars.json"),
-                           str(tmp_path / "play.yml")], env=_env(), capture_output=True, text=True, timeout=300,
-                          check=False)
+    proc = run_playbook(write_play(tmp_path, TASKS), extra_vars=write_vars(tmp_path, variables))
     return proc, (json.loads(out.read_text()) if out.exists() else None)
 
 

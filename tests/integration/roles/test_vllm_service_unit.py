@@ -17,12 +17,32 @@ from ansible_collections.inferfleet.gpu.plugins.module_utils import topology as 
 from ansible_collections.inferfleet.gpu.plugins.module_utils.cpulist import parse_cpulist
 
 import topology_trees as tt
-from helpers import ROOT, run_playbook
+from helpers import ROOT, run_playbook, unit_directives, write_play, write_vars
 
 ROLE = ROOT / "roles" / "vllm_service"
 VENV = "/opt/inferfleet/vllm/0.32.0-cuda"
 MODEL_DIR = "/models/Qwen--Qwen3-VL-30B-A3B-Instruct/" + "c" * 40
 GIB = 1024 ** 3
+
+
+TASKS = """
+- name: The plan, as the role computes it
+  ansible.builtin.set_fact:
+    __vllm_service_plan: "{{ __vllm_service_topology | inferfleet.gpu.vllm_plan(__vllm_service_settings, __vllm_service_host) }}"
+- name: Keep it
+  ansible.builtin.copy:
+    content: "{{ __vllm_service_plan | to_json }}"
+    dest: "%(out)s/plan.json"
+    mode: "0644"
+- name: Render the unit of every instance
+  ansible.builtin.template:
+    src: %(role)s/templates/vllm.service.j2
+    dest: "%(out)s/{{ instance.index }}.service"
+    mode: "0644"
+  loop: "{{ __vllm_service_plan.instances }}"
+  loop_control:
+    loop_var: instance
+"""
 
 
 def render(tmp_path, topology, memtotal_bytes=2048 * GIB, **overrides):
@@ -41,49 +61,12 @@ def render(tmp_path, topology, memtotal_bytes=2048 * GIB, **overrides):
         "vllm_service_flavour": "cuda",
     }
     variables.update(overrides)
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    (tmp_path / "play.yml").write_text("""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - %(role)s/defaults/main.yml
-    - %(role)s/vars/main.yml
-    - %(vars)s
-  tasks:
-    - name: The plan, as the role computes it
-      ansible.builtin.set_fact:
-        __vllm_service_plan: "{{ __vllm_service_topology | inferfleet.gpu.vllm_plan(__vllm_service_settings, __vllm_service_host) }}"
-    - name: Keep it
-      ansible.builtin.copy:
-        content: "{{ __vllm_service_plan | to_json }}"
-        dest: "%(out)s/plan.json"
-        mode: "0644"
-    - name: Render the unit of every instance
-      ansible.builtin.template:
-        src: %(role)s/templates/vllm.service.j2
-        dest: "%(out)s/{{ instance.index }}.service"
-        mode: "0644"
-      loop: "{{ __vllm_service_plan.instances }}"
-      loop_control:
-        loop_var: instance
-""" % {"role": ROLE, "vars": tmp_path / "vars.json", "out": out})
-    proc = run_playbook(tmp_path / "play.yml")
+    play = write_play(tmp_path, TASKS % {"role": ROLE, "out": out},
+                      vars_files=[ROLE / "defaults/main.yml", ROLE / "vars/main.yml", write_vars(tmp_path, variables)])
+    proc = run_playbook(play)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     plan = json.loads((out / "plan.json").read_text())
     return plan, {int(p.stem): p.read_text() for p in out.glob("*.service")}
-
-
-def directives(text):
-    """[Service] etc. directives as {key: [values]} (systemd allows repeated keys)."""
-    out = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _sep, value = line.partition("=")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def environment(d):
@@ -122,7 +105,7 @@ def test_gpus_by_uuid_devices_by_minor(hgx8_units, hgx):
     by_bus = dict((g["bus_id"], g) for g in hgx["gpus"])
     minors = []
     for inst in plan["instances"]:
-        d = directives(units[inst["index"]])
+        d = unit_directives(units[inst["index"]])
         env = environment(d)
         (bus,) = inst["gpu_bus_ids"]
         gpu = by_bus[bus]
@@ -139,15 +122,15 @@ def test_gpus_by_uuid_devices_by_minor(hgx8_units, hgx):
         minors.append(gpu["minor"])
     assert minors == [2, 0, 3, 1, 6, 4, 7, 5]
     # instance 0 (PCI-first GPU) gets /dev/nvidia2, not /dev/nvidia0
-    assert "/dev/nvidia2 rw" in directives(units[0])["DeviceAllow"]
-    assert "/dev/nvidia0 rw" not in directives(units[0])["DeviceAllow"]
+    assert "/dev/nvidia2 rw" in unit_directives(units[0])["DeviceAllow"]
+    assert "/dev/nvidia0 rw" not in unit_directives(units[0])["DeviceAllow"]
 
 
 def test_placement_reaches_the_unit(hgx_units):
     plan, units = hgx_units
     seen = set()
     for inst in plan["instances"]:
-        d = directives(units[inst["index"]])
+        d = unit_directives(units[inst["index"]])
         env = environment(d)
         cpus = parse_cpulist(inst["cpus"])
         assert parse_cpulist(d["CPUAffinity"][0].replace(" ", ",")) == cpus
@@ -169,7 +152,7 @@ def test_placement_reaches_the_unit(hgx_units):
 def test_shipped_defaults(hgx8_units):
     """The defaults (docs/performance.md): SCHED_OTHER, nice 0, no quota; the units in their own slice."""
     _plan, units = hgx8_units
-    d = directives(units[0])
+    d = unit_directives(units[0])
     assert d["CPUSchedulingPolicy"] == ["other"] and "CPUSchedulingPriority" not in d
     assert d["Nice"] == ["0"]
     assert "CPUQuota" not in d
@@ -190,12 +173,12 @@ def test_other_policy_quota_and_nice_apply(tmp_path, hgx):
     lines = units[0].splitlines()
     (at,) = [i for i, line in enumerate(lines) if line.startswith("CPUQuota=")]
     assert "cpu.max" in lines[at - 1]
-    assert "CPUSchedulingPriority" not in directives(units[0])
+    assert "CPUSchedulingPriority" not in unit_directives(units[0])
 
 
 def test_resources_scheduling_and_hardening(hgx_units):
     units = hgx_units[1]
-    d = directives(units[0])
+    d = unit_directives(units[0])
     assert d["MemoryMax"] == [str(int(2048 * GIB * 0.9 / 4))]
     assert d["TasksMax"] == ["4096"]
     assert d["Nice"] == ["-10"]
@@ -219,7 +202,7 @@ def test_resources_scheduling_and_hardening(hgx_units):
 def test_execstart_flags(hgx_units):
     plan, units = hgx_units
     for inst in plan["instances"]:
-        d = directives(units[inst["index"]])
+        d = unit_directives(units[inst["index"]])
         argv = shlex.split(d["ExecStart"][0])
         assert argv[:3] == [VENV + "/bin/vllm", "serve", MODEL_DIR]
         flags = argv[3:]
@@ -241,7 +224,7 @@ def test_api_key_stays_out_of_the_unit(tmp_path, hgx):
     _plan, units = render(tmp_path, hgx, vllm_service_gpus_per_instance=8, vllm_service_api_key="s3cr3t-key")
     text = units[0]
     assert "s3cr3t-key" not in text
-    assert directives(text)["EnvironmentFile"] == ["/etc/inferfleet/vllm/secrets.env"]
+    assert unit_directives(text)["EnvironmentFile"] == ["/etc/inferfleet/vllm/secrets.env"]
 
 
 def test_cpu_instance_other_policy_and_extra_flags(tmp_path):
@@ -252,7 +235,7 @@ def test_cpu_instance_other_policy_and_extra_flags(tmp_path):
                          vllm_service_sched_policy="other",
                          vllm_service_extra_flags=["--enforce-eager", "--kv-cache-memory-bytes", "256M"],
                          vllm_service_limit_mm_per_prompt={"image": 1, "video": 0})
-    d = directives(units[0])
+    d = unit_directives(units[0])
     env = environment(d)
     assert plan["instances"][0]["cpus"] == "1-3"
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1-3"

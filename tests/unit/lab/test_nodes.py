@@ -1,4 +1,10 @@
-"""Pure parts of node handling: binds, sizes, the nspawn command, mounts, cgroups, limits."""
+"""Pure parts of node handling: binds, sizes, the nspawn command, mounts, cgroups, limits,
+and the demotion of a node's real-time threads."""
+import os
+import signal
+import subprocess
+import sys
+
 import pytest
 
 from lab import mounts, site, state as st
@@ -211,3 +217,87 @@ def test_site_summary_ends_with_the_addresses_in_order():
                           "endpoint: http://10.0.0.11:8000/v1 model: m",
                           "endpoint: http://10.0.0.12:8000/v1 model: m",
                           "gateway: http://10.0.0.11:30000/v1 model: m"]
+
+
+def _task_stat(tid: int, comm: str, policy: int, rtprio: int) -> str:
+    # fields 3..52 of proc_pid_stat(5); field 40 is rt_priority, field 41 policy
+    rest = ["S"] + ["0"] * 49
+    rest[40 - 3], rest[41 - 3] = str(rtprio), str(policy)
+    return f"{tid} ({comm}) " + " ".join(rest) + "\n"
+
+
+def test_realtime_threads_of_a_fake_proc_are_demoted(tmp_path):
+    threads = {100: [(100, "python3", 0, 0), (101, "vllm worker) x", 1, 50), (102, "rr", 2, 10)],
+               200: [(200, "sshd", 0, 0)],
+               300: [(301, "dl", 6, 0)]}  # 300 itself already exited: only its thread is left
+    for pid, tasks in threads.items():
+        for tid, comm, policy, rtprio in tasks:
+            d = tmp_path / str(pid) / "task" / str(tid)
+            d.mkdir(parents=True)
+            (d / "stat").write_text(_task_stat(tid, comm, policy, rtprio))
+    assert nodes.realtime_threads({100, 200, 300, 999}, tmp_path) == {101: 1, 102: 2, 301: 6}
+    calls = []
+    assert nodes.demote_realtime({100, 200, 300, 999}, tmp_path, set_other=calls.append) == [101, 102, 301]
+    assert calls == [101, 102, 301]
+    assert nodes.demote_realtime({200}, tmp_path, set_other=calls.append) == []
+
+
+def test_a_thread_gone_before_its_demotion_is_skipped(tmp_path):
+    d = tmp_path / "5" / "task" / "5"
+    d.mkdir(parents=True)
+    (d / "stat").write_text(_task_stat(5, "x", 1, 1))
+
+    def gone(tid):
+        raise ProcessLookupError(tid)
+    assert nodes.demote_realtime({5}, tmp_path, set_other=gone) == []
+
+
+@pytest.fixture
+def fifo_child():
+    """A sleeping child at the lowest SCHED_FIFO priority (root only); always demoted and killed."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        try:
+            os.sched_setscheduler(child.pid, os.SCHED_FIFO, os.sched_param(1))
+        except PermissionError:
+            pytest.skip("setting SCHED_FIFO needs CAP_SYS_NICE")
+        yield child
+    finally:
+        if child.poll() is None:
+            try:
+                os.sched_setscheduler(child.pid, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                pass
+            child.kill()
+        child.wait()
+
+
+def test_a_real_fifo_thread_is_demoted(fifo_child):
+    """The reader sees the FIFO child, the demotion puts it back on SCHED_OTHER."""
+    pid = fifo_child.pid
+    assert nodes.realtime_threads({pid}) == {pid: os.SCHED_FIFO}
+    assert nodes.demote_realtime({pid}) == [pid]
+    assert os.sched_getscheduler(pid) == os.SCHED_OTHER
+    assert nodes.realtime_threads({pid}) == {}
+
+
+def test_stop_demotes_a_fifo_process_of_the_node_before_killing_it(fifo_child, monkeypatch):
+    """``stop`` on a node whose cgroup holds a real FIFO child: when the SIGKILL comes the
+    child is already on SCHED_OTHER."""
+    child = fifo_child
+    killed = []
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        killed.append((pid, sig, os.sched_getscheduler(pid)))
+        real_kill(pid, sig)
+    monkeypatch.setattr(nodes, "nspawn_pids", lambda machine: [])
+    monkeypatch.setattr(nodes, "cgroup_pids", lambda cgroup, root=None: {child.pid} if child.poll() is None else set())
+    monkeypatch.setattr(nodes, "remove_cgroup", lambda cgroup, root=None: None)
+    monkeypatch.setattr(nodes.os, "kill", kill)
+    monkeypatch.setattr(nodes, "_reap", lambda pid: child.poll())
+    node = {"hostname": "md-unit-test-node1", "cgroup": "inferlab/md-unit-test-node1", "pid": None}
+    assert nodes.stop(node, timeout=0.3) == {child.pid}
+    assert killed and killed[0][:2] == (child.pid, signal.SIGKILL)
+    assert {policy for _pid, _sig, policy in killed} == {os.SCHED_OTHER}
+    assert child.poll() is not None

@@ -104,14 +104,7 @@ def test_xid_events_counted_per_gpu_and_code(exporter):
     devices = S.gpus()[:4]
     fake = S.FakeNvml(devices, events=[(2, 79), (2, 79), (3, 48)])
     collector = exporter.NvmlCollector(fake.fake)
-    stop = threading.Event()
-    thread = threading.Thread(target=collector.watch_xids, args=(stop, 10))
-    thread.start()
-    deadline = time.monotonic() + 5
-    while fake.events and time.monotonic() < deadline:
-        time.sleep(0.01)
-    stop.set()
-    thread.join(5)
+    thread = S.watch_xids_until_delivered(collector, fake)
     assert not thread.is_alive()
     found = samples(S.scrape(collector))
     assert value(found, "inferfleet_gpu_xid_errors_total", gpu=2, uuid=devices[2]["uuid"], xid=79) == 2

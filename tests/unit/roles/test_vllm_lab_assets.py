@@ -6,6 +6,7 @@ keys, the reuse of a prepared wheelhouse, the Python 3.11 requirement, and the
 ChatML template rendered the way transformers renders chat templates.
 """
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -43,6 +44,52 @@ def test_prepared_wheelhouse_is_reused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(assets, "run", no_run)
     assert assets.build_wheelhouse(sys.executable, "0.32.0") == dest
+
+
+def test_cached_asset_builds_once_in_a_tmp_dir_then_reuses(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "CACHE", tmp_path)
+    recipe = {"package": "x", "version": "1"}
+    dest = tmp_path / ("thing-" + assets.digest(recipe))
+    builds = []
+
+    def build(tmp):
+        assert tmp == dest.with_name(dest.name + ".tmp") and not dest.exists()
+        (tmp / "payload").write_text("ok")
+        builds.append(tmp)
+
+    assert assets.cached_asset("thing", recipe, build) == dest
+    assert (dest / "payload").read_text() == "ok" and not dest.with_name(dest.name + ".tmp").exists()
+    assert json.loads((dest / "RECIPE.json").read_text())["version"] == "1"
+    assert assets.cached_asset("thing", recipe, build) == dest
+    assert len(builds) == 1
+
+
+def test_cached_asset_failed_build_is_not_taken_for_a_finished_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "CACHE", tmp_path)
+
+    def broken(tmp):
+        (tmp / "half").write_text("")
+        raise RuntimeError("download failed")
+
+    with pytest.raises(RuntimeError):
+        assets.cached_asset("thing", {"v": 1}, broken)
+    assert not (tmp_path / ("thing-" + assets.digest({"v": 1}))).exists()
+    built = assets.cached_asset("thing", {"v": 1}, lambda tmp: (tmp / "whole").write_text(""))
+    assert sorted(f.name for f in built.iterdir()) == ["RECIPE.json", "whole"]
+
+
+def test_deb_repo_is_keyed_by_its_packages_and_reused_while_its_index_exists(tmp_path, monkeypatch):
+    monkeypatch.setattr(assets, "CACHE", tmp_path)
+    dest = tmp_path / ("debs-monitoring-" + assets.digest({"debs": sorted(assets.MONITORING_DEBS), "suite": "bookworm"}))
+    dest.mkdir()
+    (dest / "Packages").write_text("")
+
+    def no_run(*a, **k):
+        raise AssertionError("must not build again: %r" % (a,))
+
+    monkeypatch.setattr(assets, "run", no_run)
+    assert assets.build_monitoring_debs() == dest
+    assert not (dest / "RECIPE.json").exists()
 
 
 def test_python_311_is_required():

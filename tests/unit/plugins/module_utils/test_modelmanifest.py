@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 
+import pytest
 from ansible_collections.inferfleet.gpu.plugins.module_utils import modelmanifest as mm
 
 
@@ -63,6 +64,18 @@ def test_git_blob_id_matches_git(tmp_path):
     assert mm.hash_file(str(tmp_path / "f")) == hashlib.sha256(b"hello\n").hexdigest()
     assert mm.kind_of("ce013625030ba8dba906f756967f9e9ca394464a") == "gitsha1"
     assert mm.kind_of("x" * 64) is None
+
+
+def test_copy_verified_hashes_while_copying_and_renames_only_on_a_match(tmp_path):
+    (tmp_path / "f").write_bytes(b"hello\n")
+    blob_id = "ce013625030ba8dba906f756967f9e9ca394464a"  # `git hash-object f`
+    dest = tmp_path / "out" / "f"
+    assert mm.copy_verified(str(tmp_path / "f"), str(dest), blob_id, kind="gitsha1") == blob_id
+    assert dest.read_bytes() == b"hello\n"
+    other = tmp_path / "out" / "g"
+    with pytest.raises(ValueError, match=hashlib.sha256(b"hello\n").hexdigest()):
+        mm.copy_verified(str(tmp_path / "f"), str(other), hashlib.sha256(b"other").hexdigest())
+    assert sorted(os.listdir(tmp_path / "out")) == ["f"]
 
 
 def test_cache_survives_a_reload_and_drops_deleted_files(tmp_path):
