@@ -35,6 +35,7 @@ HOSTS = ["node1", "node2"]
 PLAY = """
 - hosts: all
   gather_facts: false
+  serial: "{{ test_serial | default('100%') }}"
   tasks:
     - name: The role's artefacts (the revision, resolved once for the play)
       ansible.builtin.include_role:
@@ -194,6 +195,21 @@ def test_hosts_that_have_it_fetch_nothing_and_seed(tmp_path, hub, source):
     assert fleet.result("node1")["fanout"] == dict(fleet.result("node1")["fanout"], seeder="node2", peers=["node1"])
     assert fleet.servers_started()[-1]["command"][-2] == str(fleet.revision("node2"))
     assert sha256s(fleet.revision("node1")) == sha256s(source)
+    assert not fleet.serving()
+
+
+def test_a_later_batch_fetches_from_a_host_of_an_earlier_one(tmp_path, hub, source):
+    """serial: 1 (deploy.yml's default): node1 downloads alone, node2 fetches from it in the next batch."""
+    fleet = Fleet(tmp_path, hub.url)
+    proc = fleet.run(test_serial=1)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert file_downloads(hub) == sorted(FILES)
+    assert fleet.result("node1")["fanout"]["seeder"] is None
+    fanout = fleet.result("node2")["fanout"]
+    assert (fanout["seeder"], fanout["peers"], fanout["driver"]) == ("node1", ["node2"], "node2")
+    assert sha256s(fleet.revision("node2")) == sha256s(source)
+    (server,) = fleet.servers_started()
+    assert server["command"][-2] == str(fleet.revision("node1"))
     assert not fleet.serving()
 
 
