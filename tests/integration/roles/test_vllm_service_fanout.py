@@ -15,7 +15,6 @@ import json
 import os
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -85,8 +84,13 @@ class Fleet(object):
         venv = tmp_path / "venv" / "bin"
         venv.mkdir(parents=True)
         (venv / "python").symlink_to(sys.executable)
-        (venv / "hf").write_text("#!/bin/sh\nexec '%s' '%s' \"$@\"\n" % (sys.executable, STANDINS / "hf_cli" / "hf"))
-        (venv / "hf").chmod(0o755)
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        for directory, name, script in ((venv, "hf", STANDINS / "hf_cli" / "hf.py"),
+                                        (self.bin, "systemd-run", STANDINS / "systemd" / "systemd_run.py"),
+                                        (self.bin, "systemctl", STANDINS / "systemd" / "systemctl.py")):
+            (directory / name).write_text("#!/bin/sh\nexec '%s' '%s' \"$@\"\n" % (sys.executable, script))
+            (directory / name).chmod(0o755)
         self.out = tmp_path / "out"
         self.out.mkdir()
         hosts = {}
@@ -113,7 +117,7 @@ class Fleet(object):
         if extra:
             extra_vars = self.tmp / "extra.json"
             extra_vars.write_text(json.dumps(extra))
-        path = "%s:%s:%s" % (STANDINS / "systemd", VENV_BIN, os.environ.get("PATH", ""))
+        path = "%s:%s:%s" % (self.bin, VENV_BIN, os.environ.get("PATH", ""))
         return run_playbook(self.play, inventory=self.inventory, extra_vars=extra_vars, timeout=300,
                             env={"PATH": path, "INFERFLEET_STANDIN_SYSTEMD": str(self.state)})
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in for ``systemd-run`` (tests only; never shipped): the test machine's PID 1 is not systemd.
 
 Starts the command detached, as a transient service would run, and records it

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in for the ``hf`` command of huggingface_hub (tests only; never shipped).
 
 Only what inferfleet.gpu.vllm_service's tasks/model.yml runs:

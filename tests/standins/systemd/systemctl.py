@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A stand-in for ``systemctl stop UNIT`` on units the systemd-run stand-in started (tests only; never shipped).
 
 Stops the process, forgets the unit (a --collect'ed transient unit is gone once
@@ -27,7 +26,7 @@ def main(argv):
         pid = int(handle.read())
     try:
         os.killpg(pid, signal.SIGTERM)
-        for _ in range(100):
+        for _attempt in range(100):
             os.kill(pid, 0)
             try:
                 if os.waitpid(pid, os.WNOHANG)[0]:
