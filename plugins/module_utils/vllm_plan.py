@@ -207,6 +207,13 @@ def _check_settings(c):
             "vllm_service_hf_token is empty but vllm_service_model=%s is gated (vllm_service_model_gated=true, "
             "vllm_service_model_source=%s): put the token in Ansible Vault and pass it as vllm_service_hf_token"
             % (_show(c.get("vllm_service_model")), v["source"]))
+    v["fanout"] = c.boolean("vllm_service_model_fanout_enabled")
+    v["fanout_port"] = c.integer("vllm_service_model_fanout_port", 1, 65535)
+    c.integer("vllm_service_model_fanout_timeout", 60, 86400 * 7)
+    fanout_address = c.get("vllm_service_model_fanout_address")
+    if not isinstance(fanout_address, str) or not _is_address(fanout_address):
+        c.fail("vllm_service_model_fanout_address", "it must be the IP address or host name the other hosts reach "
+               "this one on")
     v["served"] = c.string("vllm_service_served_model_name", allowed="the model name clients ask for", empty=False)
     v["gpus_per_instance"] = c.integer("vllm_service_gpus_per_instance", 1, 1024)
     v["instances"] = c.integer("vllm_service_instances", 1, 1024, null=True)
@@ -490,6 +497,9 @@ def plan_vllm(topology, settings, host=None):
         c.errors.append(_placement_error(str(exc), settings))
         return result
     count = len(placed)
+    if v["fanout"] and v["fanout_port"] is not None and v["port_base"] <= v["fanout_port"] < v["port_base"] + count:
+        c.fail("vllm_service_model_fanout_port", "it must not be one of the instances' ports %d-%d"
+               % (v["port_base"], v["port_base"] + count - 1))
     if v["port_base"] + count - 1 > 65535:
         c.fail("vllm_service_port_base", "instance %d would listen on %d; it must be at most %d for %d instances"
                % (count - 1, v["port_base"] + count - 1, 65536 - count, count))

@@ -12,7 +12,10 @@ tasks/resolve.yml reads, in the shape the real hub answers
 for a model directory on disk: files >= ``lfs_threshold`` bytes (and every
 *.safetensors) are "LFS" files with their sha256, the others carry their git
 blob id.  Revisions are a dict {branch or tag: commit}; a commit itself also
-resolves.  Requests are recorded (path, Authorization header) for assertions.
+resolves.  Files are served as the hub serves them to ``hf download``:
+``GET /{repo_id}/resolve/{revision}/{path}``; ``corrupt`` names files served
+with one byte flipped (same size), as a bad mirror or a broken transfer would.
+Requests are recorded (path, Authorization header) for assertions.
 """
 import hashlib
 import json
@@ -40,8 +43,9 @@ def siblings(directory, lfs_threshold=10 * 1024 * 1024):
 
 
 class StandinHub(object):
-    def __init__(self, repo_id, directory, revisions):
+    def __init__(self, repo_id, directory, revisions, corrupt=()):
         self.repo_id = repo_id
+        self.corrupt = set(corrupt)
         self.directory = directory
         self.revisions = dict(revisions)
         self.requests = []
@@ -55,6 +59,9 @@ class StandinHub(object):
                 url = urlparse(self.path)
                 hub.requests.append({"path": url.path, "query": url.query,
                                      "authorization": self.headers.get("Authorization")})
+                files = "/%s/resolve/" % hub.repo_id
+                if url.path.startswith(files):
+                    return self._file(unquote(url.path[len(files):]))
                 prefix = "/api/models/%s/revision/" % hub.repo_id
                 if not url.path.startswith(prefix):
                     return self._send(404, {"error": "Repository not found"})
@@ -66,6 +73,24 @@ class StandinHub(object):
                     return self._send(404, {"error": "Invalid rev id: %s" % revision})
                 return self._send(200, {"id": hub.repo_id, "sha": commit,
                                         "siblings": siblings(hub.directory)})
+
+            def _file(self, rest):
+                revision, _sep, rel = rest.partition("/")
+                if revision not in hub.revisions and revision not in hub.revisions.values():
+                    return self._send(404, {"error": "Invalid rev id: %s" % revision})
+                full = os.path.realpath(os.path.join(hub.directory, rel))
+                if not full.startswith(os.path.realpath(hub.directory) + os.sep) or not os.path.isfile(full):
+                    return self._send(404, {"error": "Entry not found"})
+                with open(full, "rb") as handle:
+                    data = bytearray(handle.read())
+                if rel in hub.corrupt and data:
+                    data[len(data) // 2] ^= 0x01
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(bytes(data))
+                return None
 
             def _send(self, status, body):
                 data = json.dumps(body).encode()

@@ -2,7 +2,7 @@
 """The vllm_service plan (module_utils/vllm_plan.py) on synthetic and captured topologies.
 
 Settings are the role's own defaults (roles/vllm_service/defaults/main.yml, its
-four templated values resolved as Ansible would with no vllm role vars set).
+five templated values resolved as Ansible would with no vllm role vars set).
 """
 
 import copy
@@ -30,6 +30,7 @@ def role_settings(**overrides):
         "vllm_service_flavour": "cuda",
         "vllm_service_model_dir_name": defaults["vllm_service_model"].replace("/", "--"),
         "vllm_service_served_model_name": defaults["vllm_service_model"],
+        "vllm_service_model_fanout_address": "10.0.0.5",
     })
     defaults.update(overrides)
     return defaults
@@ -178,6 +179,12 @@ BAD = [
     ("vllm_service_restart", "sometimes", "vllm_service_restart=sometimes", "on-failure"),
     ("vllm_service_enable_prefix_caching", "maybe", "vllm_service_enable_prefix_caching=maybe", "boolean"),
     ("vllm_service_readiness_delay", 0, "vllm_service_readiness_delay=0", "from 1 to 900"),
+    ("vllm_service_model_fanout_enabled", "sometimes", "vllm_service_model_fanout_enabled=sometimes", "boolean"),
+    ("vllm_service_model_fanout_port", 0, "vllm_service_model_fanout_port=0", "from 1 to 65535"),
+    ("vllm_service_model_fanout_port", 8003, "vllm_service_model_fanout_port=8003", "instances' ports 8000-8007"),
+    ("vllm_service_model_fanout_timeout", 5, "vllm_service_model_fanout_timeout=5", "from 60"),
+    ("vllm_service_model_fanout_address", "no such host!", "vllm_service_model_fanout_address=no such host!",
+     "host name"),
 ]
 
 
