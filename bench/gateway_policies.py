@@ -200,6 +200,27 @@ def measure(args: argparse.Namespace, key: str | None, policy: str, base: str) -
             "prompt_tokens_per_worker": per_worker, "errors": failures[:3]}
 
 
+def plot(rows: list[dict], path: str, title: str = "") -> None:
+    """Bar charts of P99 TTFT and prefix-cache hit rate per policy (matplotlib, imported only here)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["policy"].replace("haproxy:", "HAProxy\n") for r in rows]
+    colors = ["tab:orange" if r["policy"].startswith("haproxy:") else "tab:blue" for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax1.bar(names, [r["ttft_p99_s"] for r in rows], color=colors)
+    ax1.bar(names, [r["ttft_p50_s"] for r in rows], color="none", edgecolor="black", hatch="//")
+    ax1.set_ylabel("TTFT (s): bar P99, hatched P50")
+    ax2.bar(names, [100 * r["prefix_cache_hit_rate"] for r in rows], color=colors)
+    ax2.set_ylabel("prefix-cache hit rate (%)")
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", labelsize=8, rotation=30)
+    fig.suptitle(title or "gateway policies: vllm-router (blue) and HAProxy (orange)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--router", help="the vllm-router executable (same pinned version as the role)")
@@ -216,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=8)
     ap.add_argument("--port", type=int, default=18181)
     ap.add_argument("--json-out", help="also write the rows to this JSON file")
+    ap.add_argument("--plot", help="also draw P99 TTFT and the hit rate per policy into this PNG (matplotlib)")
     args = ap.parse_args(argv)
     if not args.router and any(not p.startswith("haproxy:") for p in args.policies):
         ap.error("--router is needed for the vllm-router policies")
@@ -227,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.plot:
+        plot(rows, args.plot)
     print("\n| policy | requests | failures | prefix-cache hit rate | TTFT p50 (s) | TTFT p99 (s) | prompt tokens per worker |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
