@@ -280,3 +280,59 @@ def test_drain_and_undrain_through_the_runtime_api(haproxy, tmp_path):
         proc.wait(timeout=10)
         for s in servers:
             s.shutdown()
+
+
+class _StandinRouter(BaseHTTPRequestHandler):
+    """Stand-in for vllm-router's admin API (tests only): /list_workers, /remove_worker, /add_worker."""
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._reply({"urls": sorted(self.server.workers)})
+
+    def do_POST(self):
+        from urllib.parse import parse_qs, urlparse
+        url = parse_qs(urlparse(self.path).query)["url"][0]
+        if self.path.startswith("/remove_worker"):
+            self.server.workers.discard(url)
+        else:
+            self.server.workers.add(url)
+        self.server.calls.append(self.path.split("?")[0])
+        self._reply({})
+
+
+def test_router_drain_is_remembered_and_undone(tmp_path):
+    """With the router backend, undrain puts back what drain took out (the HAProxy tasks, skipped, must
+    not hide the drain: a regression that left every worker out of the router after a rolling restart)."""
+    router = ThreadingHTTPServer(("127.0.0.1", 0), _StandinRouter)
+    router.workers, router.calls = {"http://10.0.0.11:8000", "http://10.0.0.12:8000"}, []
+    threading.Thread(target=router.serve_forever, daemon=True).start()
+    try:
+        inv = {"all": {"hosts": {"gw": {"ansible_connection": "local"}}}}
+        proc = _playbook(tmp_path, inv, """
+    - name: Drain
+      ansible.builtin.include_tasks: %(role)s/tasks/drain.yml
+    - name: Out of the router now
+      ansible.builtin.uri:
+        url: "http://127.0.0.1:%(port)d/list_workers"
+      register: listed
+      failed_when: gateway_drain_worker_url in listed.json.urls
+    - name: Undrain
+      ansible.builtin.include_tasks: %(role)s/tasks/undrain.yml
+""" % {"role": ROLE, "port": router.server_address[1]},
+            {"gateway_backend": "vllm_router", "gateway_port": router.server_address[1], "gateway_drain_host": "gw",
+             "gateway_drain_worker_url": "http://10.0.0.11:8000"})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert router.calls == ["/remove_worker", "/add_worker"]
+        assert router.workers == {"http://10.0.0.11:8000", "http://10.0.0.12:8000"}
+    finally:
+        router.shutdown()
