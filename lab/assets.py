@@ -55,6 +55,9 @@ MONITORING_DEBS = [
     "libjs-eonasdan-bootstrap-datetimepicker", "libjs-jquery", "libjs-jquery-hotkeys", "libjs-moment",
     "libjs-moment-timezone", "libjs-mustache", "libjs-popper.js", "libjs-rickshaw",
 ]
+# The gateway's HAProxy backend (gateway_backend: haproxy): Debian's haproxy with what a Debian 12 node
+# root lacks of its dependencies, a flat repository of its own (bound at /srv/debs-gateway).
+GATEWAY_DEBS = ["haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1"]
 DRIFT_VERSION = "0.31.0"  # an older release, only for the scenario's drift step
 # What the model builder needs; all of it is in the wheelhouse already (vLLM depends on it).
 BUILDER_PACKAGES = ["torch==" + TORCH_VERSION, "transformers", "tokenizers", "safetensors"]
@@ -196,6 +199,35 @@ def build_monitoring_debs(packages=tuple(MONITORING_DEBS)) -> Path:
     return build_deb_repo("debs-monitoring", packages)
 
 
+def build_gateway_debs(packages=tuple(GATEWAY_DEBS)) -> Path:
+    """``debs-gateway-<hash>/``: Debian's haproxy and the libraries a node root lacks (a flat apt repository).
+
+    Bound at ``/srv/debs-gateway``; the role inferfleet.gpu.gateway installs from it with
+    ``gateway_backend: haproxy`` and ``gateway_haproxy_deb_dir``.
+    """
+    return build_deb_repo("debs-gateway", packages)
+
+
+def extract_haproxy(debs: Path | None = None) -> dict:
+    """Debian's haproxy unpacked (``dpkg-deb -x``, nothing installed, no service) under the cache.
+
+    For running ``haproxy -c`` and the policy benchmark on this machine as an ordinary process:
+    returns ``{"haproxy": BIN, "lib": DIR}`` (run BIN with ``LD_LIBRARY_PATH=DIR``).
+    """
+    debs = debs or build_gateway_debs()
+    dest = CACHE / f"haproxy-root-{debs.name.split('-')[-1]}"
+    if not (dest / ".ready").exists():
+        tmp = dest.with_name(dest.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for deb in sorted(debs.glob("*.deb")):
+            run(["dpkg-deb", "-x", str(deb), str(tmp)])
+        (tmp / ".ready").write_text("ok\n")
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    return {"haproxy": str(dest / "usr" / "sbin" / "haproxy"), "lib": str(dest / "usr" / "lib" / "x86_64-linux-gnu")}
+
+
 def build_builder_venv(python: str, wheelhouse: Path) -> Path:
     """A venv for the model builder, installed from the wheelhouse without network."""
     dest = CACHE / f"builder-{wheelhouse.name.split('-', 1)[1]}"
@@ -232,6 +264,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
     drift = add_drift_wheel(py, wheelhouse)
     debs = add_debs(wheelhouse)
     debs_monitoring = build_monitoring_debs()
+    debs_gateway = build_gateway_debs()
     t1 = time.monotonic()
     router = build_router_wheelhouse(py)
     builder = build_builder_venv(py, wheelhouse)
@@ -245,6 +278,7 @@ def prepare(python: str | None = None, vllm_version: str = VLLM_VERSION, dense: 
         "drift_wheel": str(drift),
         "debs": str(debs),
         "debs_monitoring": str(debs_monitoring),
+        "debs_gateway": str(debs_gateway),
         "model": str(model),
         "served_model_name": SERVED_NAME,
         "vllm_package": VLLM_PACKAGE,
@@ -257,6 +291,7 @@ def bind_pairs(info: dict) -> list[tuple[str, str]]:
     """Host path -> node path, as lab/vars/vllm.yml expects them."""
     return [(info["wheelhouse"], "/srv/wheelhouse"), (info["models"], "/srv/models-src"),
             (info["debs_monitoring"], "/srv/debs-monitoring"),
+            (info["debs_gateway"], "/srv/debs-gateway"),
             (info["router_wheelhouse"], "/srv/wheelhouse-router")]
 
 

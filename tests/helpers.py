@@ -116,3 +116,36 @@ def run_module(module, tmp_path, capsys, check=False, diff=False, **args):
         with pytest.raises(SystemExit):
             module.main()
     return json.loads(capsys.readouterr().out)
+
+
+HAPROXY_DEBS = ("haproxy", "liblua5.3-0", "libopentracing-c-wrapper0", "libopentracing1")
+
+
+def haproxy_binary(dest):
+    """Debian's haproxy unpacked into ``dest`` (``dpkg-deb -x``): nothing is installed, no service starts.
+
+    The .deb files come from the lab's cached asset when it exists (``python -m lab.assets``:
+    ``debs-gateway-*``), else ``apt-get download`` into ``dest``. Returns ``(executable, env)`` with
+    ``LD_LIBRARY_PATH`` set for the unpacked libraries, or ``None`` when neither source is there.
+    """
+    import glob
+    import shutil
+
+    dest = Path(dest)
+    debs = sorted(glob.glob("/var/cache/inferfleet-lab/debs-gateway-*/haproxy_*.deb"))
+    if debs:
+        debs = sorted(glob.glob(os.path.join(os.path.dirname(debs[-1]), "*.deb")))
+    elif shutil.which("apt-get") and shutil.which("dpkg-deb"):
+        (dest / "debs").mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["apt-get", "download", *HAPROXY_DEBS], cwd=dest / "debs", capture_output=True,
+                              text=True, check=False)
+        if proc.returncode != 0:
+            return None
+        debs = sorted(str(p) for p in (dest / "debs").glob("*.deb"))
+    else:
+        return None
+    root = dest / "root"
+    for deb in debs:
+        subprocess.run(["dpkg-deb", "-x", deb, str(root)], check=True)
+    env = dict(os.environ, LD_LIBRARY_PATH=str(root / "usr" / "lib" / "x86_64-linux-gnu"))
+    return str(root / "usr" / "sbin" / "haproxy"), env

@@ -127,3 +127,22 @@ def test_special_tokens_cover_qwen_vision_tokens():
               "<|endoftext|>"]:
         assert t in tokens
     assert len(set(tokens)) == len(tokens)
+
+
+def test_gateway_debs_are_their_own_flat_repository(tmp_path, monkeypatch):
+    """debs-gateway: haproxy with the libraries a node lacks, keyed by its own list; the monitoring key
+    (and so its cached directory) is what it was before the gateway's repository existed."""
+    assert assets.digest({"debs": sorted(assets.MONITORING_DEBS), "suite": "bookworm"}) == "e76464e37d97"
+    assert "haproxy" in assets.GATEWAY_DEBS
+    calls = []
+    monkeypatch.setattr(assets, "CACHE", tmp_path)
+    monkeypatch.setattr(assets, "run", lambda cmd, **kw: calls.append(cmd))
+    key = assets.digest({"debs": sorted(assets.GATEWAY_DEBS), "suite": "bookworm"})
+    ready = tmp_path / f"debs-gateway-{key}"
+    ready.mkdir()
+    (ready / "Packages").write_text("Package: haproxy\n")
+    assert assets.build_gateway_debs() == ready
+    assert calls == []  # a prepared repository is reused, nothing downloaded
+    pairs = dict(assets.bind_pairs({"wheelhouse": "/w", "models": "/m", "debs_monitoring": "/dm",
+                                    "router_wheelhouse": "/r", "debs_gateway": str(ready)}))
+    assert pairs[str(ready)] == "/srv/debs-gateway"
