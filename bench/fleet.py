@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -240,10 +241,20 @@ def recap(output: str) -> dict:
     return hosts
 
 
-def timed_play(cmd: list[str], env: dict, what: str) -> tuple[float, dict]:
+def timed_play(cmd: list[str], env: dict, what: str, log: Path | None = None) -> tuple[float, dict]:
+    """Run a playbook; with ``log`` its output (and, through ansible.posix.profile_tasks, each task's time)
+    is kept in that file."""
+    if log is not None:
+        env = dict(env)
+        enabled = [c for c in env.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",") if c]
+        env["ANSIBLE_CALLBACKS_ENABLED"] = ",".join(enabled + ["ansible.posix.profile_tasks"])
+        env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "all"
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         lines = (proc.stdout + proc.stderr).strip().splitlines()
         bad = [ln for ln in lines if "UNREACHABLE" in ln or "FAILED" in ln or "fatal" in ln]
@@ -265,7 +276,7 @@ def _runs(hosts: dict) -> dict:
 
 
 def run_noop(n: int, variants: list[str], repeat: int, name: str, trees: list[Tree],
-             json_out: str | None = None) -> dict:
+             json_out: str | None = None, logs: str | None = None) -> dict:
     """Boot N nodes, converge site.yml once (vLLM off) with the last tree, then time the no-op re-run
     per variant and per tree, the trees side by side (one after the other for each variant)."""
     inv = str(labstate.inventory_path(name))
@@ -285,7 +296,8 @@ def run_noop(n: int, variants: list[str], repeat: int, name: str, trees: list[Tr
             res["ping"], res["pings"] = min(pings), pings
             save()
             res["converge"], _hosts = timed_play(trees[-1].play(inv), trees[-1].env(variant_env("factcache", cache_dir)),
-                                                 "site.yml (converge)")
+                                                 "site.yml (converge)",
+                                                 Path(logs) / f"{n}-converge.log" if logs else None)
             print(f"bench: {n} nodes, converge {res['converge']:.1f} s, ping {res['ping']:.2f} s "
                   f"(runs {', '.join(f'{p:.2f}' for p in pings)}), load {os.getloadavg()[0]:.1f}",
                   file=sys.stderr, flush=True)
@@ -293,7 +305,8 @@ def run_noop(n: int, variants: list[str], repeat: int, name: str, trees: list[Tr
                 for tree in trees:
                     load0 = os.getloadavg()[0]
                     took, hosts = timed_play(tree.play(inv), tree.env(variant_env(variant, cache_dir)),
-                                             f"site.yml no-op ({variant}, {tree.label})")
+                                             f"site.yml no-op ({variant}, {tree.label})",
+                                             Path(logs) / f"{n}-{variant}-{tree.label}.log" if logs else None)
                     row = {"seconds": took, "ratio": took / res["ping"],
                            "load": max(load0, os.getloadavg()[0]), **_runs(hosts)}
                     res["runs"][f"{variant}/{tree.label}"] = row
@@ -380,9 +393,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --site-noop: a collection tree to time (repeatable, side by side; default: this "
                         "one); the converge runs with the last")
     p.add_argument("--json", metavar="FILE", help="with --site-noop: write the results here as they come")
+    p.add_argument("--logs", metavar="DIR", help="with --site-noop: keep each run's output here, with "
+                   "ansible.posix.profile_tasks' time per task")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench: run as root (the lab needs it)")
+    # `timeout` sends SIGTERM: leave through the finally blocks, which take the lab down
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit("bench: terminated; taking the lab down"))
     if args.site_noop:
         noop = []
         with tempfile.TemporaryDirectory(prefix="bench-trees-") as scratch:
@@ -391,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {n} nodes, no-op site.yml ({', '.join(t.label for t in trees)}) ...",
                       file=sys.stderr, flush=True)
                 noop.append(run_noop(n, args.variant, args.repeat, args.name, trees,
-                                     f"{args.json}.{n}" if args.json and len(args.nodes) > 1 else args.json))
+                                     f"{args.json}.{n}" if args.json and len(args.nodes) > 1 else args.json,
+                                     args.logs))
         print(format_noop_markdown(noop, args.variant))
         return 0
     results = []
