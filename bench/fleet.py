@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -235,9 +236,9 @@ def recap(output: str) -> dict:
     """PLAY RECAP per host: {host: {ok, changed, skipped, ...}}."""
     hosts = {}
     for line in output.split("PLAY RECAP")[-1].splitlines():
-        host, sep, rest = line.partition(" : ")
-        if sep:
-            hosts[host.strip()] = {k: int(v) for k, v in (kv.split("=") for kv in rest.split())}
+        m = re.match(r"^(\S+)\s+:\s+(ok=\d+.*)$", line)
+        if m:
+            hosts[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
     return hosts
 
 
