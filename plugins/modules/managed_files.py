@@ -16,8 +16,8 @@ description:
   - Makes each directory of O(directories) exist, each file of O(files) hold exactly its content and mode, and each
     symlink of O(links) point at its source, all in one module run.
   - What a loop of M(ansible.builtin.file) and M(ansible.builtin.copy) tasks does, at the cost of one round trip
-    per host instead of one per item: the M(inferfleet.gpu.host_tuning) role writes its systemd slice, drop-ins
-    and boot unit with it.
+    per host instead of one per item (the M(inferfleet.gpu.host_tuning) role writes its systemd slice, drop-ins
+    and boot unit with it).
   - Files are written atomically (a temporary file in the same directory, renamed over the old one); a file whose
     content and mode already match is not touched.
 author:
@@ -83,7 +83,7 @@ attributes:
     support: full
     platforms: [posix]
 notes:
-  - Owner and group are not managed: new files and directories belong to the user the module runs as.
+  - Owner and group are not managed; new files and directories belong to the user the module runs as.
 """
 
 EXAMPLES = r"""

@@ -16,8 +16,8 @@ description:
   - For each path of O(paths), whether it exists, what it is (following symlinks), where a symlink leads, and
     the text of a regular file (procfs files included).
   - What a series of M(ansible.builtin.stat) and M(ansible.builtin.slurp) tasks does, at the cost of one round
-    trip per host instead of one per path: the M(inferfleet.gpu.host_tuning) role reads the files it compares
-    against (its sysctl drop-in, C(/proc/swaps), C(/etc/fstab), the mounts, the model volume device) with it.
+    trip per host instead of one per path (the M(inferfleet.gpu.host_tuning) role reads the files it compares
+    against, such as its sysctl drop-in, C(/proc/swaps), C(/etc/fstab), the mounts and the model volume device, with it).
   - Never changes anything.
 author:
   - inferfleet engineers (@inferfleet)
