@@ -13,8 +13,8 @@ module: read_files
 short_description: Read several small files and what kind of thing each path is, in one call
 version_added: 0.1.0
 description:
-  - For each path of O(paths), whether it exists, what it is (following symlinks), where a symlink leads, and
-    the text of a regular file (procfs files included).
+  - For each path of O(paths), whether it exists, what it is (following symlinks), its mode and owner, where a
+    symlink leads, and the text of a regular file (procfs files included).
   - What a series of M(ansible.builtin.stat) and M(ansible.builtin.slurp) tasks does, at the cost of one round
     trip per host instead of one per path (the M(inferfleet.gpu.host_tuning) role reads the files it compares
     against, such as its sysctl drop-in, C(/proc/swaps), C(/etc/fstab), the mounts and the model volume device, with it).
@@ -76,10 +76,19 @@ files:
     link_target:
       description: Where a symlink finally leads (the resolved path), null when the path is not a symlink.
       type: str
+    mode:
+      description: The permission bits (octal string such as V(0644)) after following symlinks, null when absent.
+      type: str
+    uid:
+      description: The owner's user ID, null when absent.
+      type: int
+    gid:
+      description: The owner's group ID, null when absent.
+      type: int
     content:
       description: The text of a regular file (undecodable bytes replaced by U+FFFD), null for anything else.
       type: str
-  sample: {"/proc/swaps": {"exists": true, "type": "file", "link_target": null,
+  sample: {"/proc/swaps": {"exists": true, "type": "file", "link_target": null, "mode": "0444", "uid": 0, "gid": 0,
            "content": "Filename\tType\tSize\tUsed\tPriority\n"}}
 """
 
@@ -106,7 +115,7 @@ def build_module():
 def look(root, path, max_bytes):
     """(entry, error) for one path taken under root."""
     real = os.path.join(root, os.path.normpath(path).lstrip("/"))
-    entry = dict(exists=False, type=None, link_target=None, content=None)
+    entry = dict(exists=False, type=None, link_target=None, mode=None, uid=None, gid=None, content=None)
     if os.path.islink(real):
         target = os.path.realpath(real)
         if root not in ("", "/"):
@@ -118,6 +127,7 @@ def look(root, path, max_bytes):
         return entry, None
     entry["exists"] = True
     entry["type"] = next((name for test, name in KINDS if test(st.st_mode)), None)
+    entry.update(mode="%04o" % stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid)
     if entry["type"] == "file":
         with open(real, "rb") as handle:
             data = handle.read(max_bytes + 1)

@@ -15,9 +15,11 @@ def make_tree(tmp_path):
     root = tmp_path / "root"
     (root / "etc/sysctl.d").mkdir(parents=True)
     (root / "etc/sysctl.d/60-x.conf").write_text("vm.swappiness = 1\n")
+    os.chmod(root / "etc/sysctl.d/60-x.conf", 0o640)
     (root / "etc/fstab").write_bytes(b"/dev/sda1 / ext4 defaults 0 1\n\xff\n")
     (root / "dev/disk/by-id").mkdir(parents=True)
-    (root / "dev/sdb").mkdir()  # a directory stands in for "not a block device"
+    (root / "dev/sdb").mkdir(mode=0o710)  # a directory stands in for "not a block device"
+    os.chmod(root / "dev/sdb", 0o710)
     os.symlink("../../sdb", root / "dev/disk/by-id/wwn-1")
     os.symlink("/nowhere", root / "dev/disk/by-id/dangling")
     (root / "run/udev").mkdir(parents=True)
@@ -36,13 +38,16 @@ def test_reads_files_and_kinds(tmp_path, capsys):
         sock.close()
     files = res["files"]
     assert res["changed"] is False
-    assert files["/etc/sysctl.d/60-x.conf"] == {"exists": True, "type": "file", "link_target": None,
+    assert files["/etc/sysctl.d/60-x.conf"] == {"exists": True, "type": "file", "link_target": None, "mode": "0640",
+                                                "uid": os.getuid(), "gid": os.getgid(),
                                                 "content": "vm.swappiness = 1\n"}
     assert files["/etc/fstab"]["content"] == "/dev/sda1 / ext4 defaults 0 1\n\ufffd\n"
-    assert files["/run/udev/control"] == {"exists": True, "type": "socket", "link_target": None, "content": None}
-    assert files["/run/systemd/container"] == {"exists": False, "type": None, "link_target": None, "content": None}
-    assert files["/dev/disk/by-id/wwn-1"] == {"exists": True, "type": "directory", "link_target": "/dev/sdb",
-                                              "content": None}
+    assert files["/run/udev/control"]["type"] == "socket" and files["/run/udev/control"]["content"] is None
+    assert files["/run/systemd/container"] == {"exists": False, "type": None, "link_target": None, "mode": None,
+                                               "uid": None, "gid": None, "content": None}
+    wwn = files["/dev/disk/by-id/wwn-1"]
+    assert (wwn["exists"], wwn["type"], wwn["link_target"], wwn["mode"], wwn["content"]) == (
+        True, "directory", "/dev/sdb", "0710", None)
     assert files["/dev/disk/by-id/dangling"]["exists"] is False
     assert files["/dev/disk/by-id/dangling"]["link_target"] is not None
     assert files["/etc/fstab/below-a-file"]["exists"] is False
