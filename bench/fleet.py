@@ -277,7 +277,7 @@ def _runs(hosts: dict) -> dict:
 
 
 def run_noop(n: int, variants: list[str], repeat: int, name: str, trees: list[Tree],
-             json_out: str | None = None, logs: str | None = None) -> dict:
+             json_out: str | None = None, logs: str | None = None, rounds: int = 1) -> dict:
     """Boot N nodes, converge site.yml once (vLLM off) with the last tree, then time the no-op re-run
     per variant and per tree, the trees side by side (one after the other for each variant)."""
     inv = str(labstate.inventory_path(name))
@@ -303,20 +303,27 @@ def run_noop(n: int, variants: list[str], repeat: int, name: str, trees: list[Tr
                   f"(runs {', '.join(f'{p:.2f}' for p in pings)}), load {os.getloadavg()[0]:.1f}",
                   file=sys.stderr, flush=True)
             for variant in variants:
-                for tree in trees:
-                    load0 = os.getloadavg()[0]
-                    took, hosts = timed_play(tree.play(inv), tree.env(variant_env(variant, cache_dir)),
-                                             f"site.yml no-op ({variant}, {tree.label})",
-                                             Path(logs) / f"{n}-{variant}-{tree.label}.log" if logs else None)
-                    row = {"seconds": took, "ratio": took / res["ping"],
-                           "load": max(load0, os.getloadavg()[0]), **_runs(hosts)}
-                    res["runs"][f"{variant}/{tree.label}"] = row
-                    save()
-                    print(f"bench: {n} nodes, no-op site.yml {variant:<10} {tree.label:<8} {took:6.1f} s "
-                          f"(x{row['ratio']:.1f} the ping floor {res['ping']:.2f} s); changed {row.get('changed')}, "
-                          f"task runs per node {row.get('runs_node')} ({row.get('skipped_node')} skipped), "
-                          f"busiest host {row.get('runs_busiest')}; load {row['load']:.1f}",
-                          file=sys.stderr, flush=True)
+                for rnd in range(rounds):
+                    # the trees in turn, the order reversed every other round (a load that drifts during
+                    # the run then falls on each tree alike)
+                    for tree in (trees if rnd % 2 == 0 else trees[::-1]):
+                        load0 = os.getloadavg()[0]
+                        took, hosts = timed_play(tree.play(inv), tree.env(variant_env(variant, cache_dir)),
+                                                 f"site.yml no-op ({variant}, {tree.label})",
+                                                 Path(logs) / f"{n}-{variant}-{tree.label}-{rnd + 1}.log" if logs else None)
+                        key = f"{variant}/{tree.label}"
+                        every = res["runs"].get(key, {}).get("all", []) + [took]
+                        row = {"seconds": statistics.median(every), "all": every,
+                               "ratio": statistics.median(every) / res["ping"],
+                               "load": max(load0, os.getloadavg()[0], res["runs"].get(key, {}).get("load", 0)),
+                               **_runs(hosts)}
+                        res["runs"][key] = row
+                        save()
+                        print(f"bench: {n} nodes, no-op site.yml {variant:<10} {tree.label:<8} {took:6.1f} s "
+                              f"(x{took / res['ping']:.1f} the ping floor {res['ping']:.2f} s); changed "
+                              f"{row.get('changed')}, task runs per node {row.get('runs_node')} "
+                              f"({row.get('skipped_node')} skipped), busiest host {row.get('runs_busiest')}; "
+                              f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
             res["load"] = max([res["load"], os.getloadavg()[0]] + [r["load"] for r in res["runs"].values()])
     finally:
         subprocess.run(lab("down", "--name", name), cwd=ROOT, capture_output=True, check=False)
@@ -334,7 +341,10 @@ def format_noop_markdown(results: list[dict], variants: list[str]) -> str:
         for v in variants:
             for t in trees:
                 row = r["runs"].get(f"{v}/{t}")
-                cells.append(f"{row['seconds']:.1f} s (x{row['ratio']:.1f})" if row else "-")
+                if row and len(row.get("all", [])) > 1:
+                    cells.append(f"{row['seconds']:.1f} s (x{row['ratio']:.1f}) [{min(row['all']):.1f}-{max(row['all']):.1f}]")
+                else:
+                    cells.append(f"{row['seconds']:.1f} s (x{row['ratio']:.1f})" if row else "-")
         lines.append(f"| {r['nodes']} | {r['ping']:.2f} s | " + " | ".join(cells) + f" | {r['load']:.1f} |")
     return "\n".join(lines)
 
@@ -394,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --site-noop: a collection tree to time (repeatable, side by side; default: this "
                         "one); the converge runs with the last")
     p.add_argument("--json", metavar="FILE", help="with --site-noop: write the results here as they come")
+    p.add_argument("--rounds", type=int, default=1, help="with --site-noop: runs per variant and tree (the "
+                   "median is reported; the trees' order alternates per round)")
     p.add_argument("--logs", metavar="DIR", help="with --site-noop: keep each run's output here, with "
                    "ansible.posix.profile_tasks' time per task")
     args = p.parse_args(argv)
@@ -410,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr, flush=True)
                 noop.append(run_noop(n, args.variant, args.repeat, args.name, trees,
                                      f"{args.json}.{n}" if args.json and len(args.nodes) > 1 else args.json,
-                                     args.logs))
+                                     args.logs, args.rounds))
         print(format_noop_markdown(noop, args.variant))
         return 0
     results = []

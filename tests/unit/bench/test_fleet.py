@@ -64,3 +64,9 @@ def test_noop_table_side_by_side():
     table = fleet.format_noop_markdown([row], ["pipelining", "mitogen"])
     assert "| no-op pipelining (before) | no-op pipelining (after) | no-op mitogen (before) |" in table
     assert "| 16 | 2.00 s | 100.0 s (x50.0) | 60.0 s (x30.0) | 40.0 s (x20.0) | - | - | 3.5 |" in table
+
+
+def test_noop_table_with_rounds_shows_the_spread():
+    row = {"nodes": 2, "ping": 1.0, "converge": 50.0, "load": 4.0, "trees": ["after"],
+           "runs": {"mitogen/after": {"seconds": 35.0, "ratio": 35.0, "all": [30.0, 35.0, 40.0]}}}
+    assert "| 35.0 s (x35.0) [30.0-40.0] |" in fleet.format_noop_markdown([row], ["mitogen"])
