@@ -24,9 +24,9 @@ def panel(ax, result: dict) -> None:
     for i, tree in enumerate(trees):
         ratios = [result["runs"].get(f"{v}/{tree}", {}).get("ratio", 0) for v in variants]
         bars = ax.bar([x + i * width for x in range(len(variants))], ratios, width, label=tree)
-        for bar, ratio in zip(bars, ratios):
+        for rect, ratio in zip(bars, ratios):
             if ratio:
-                ax.text(bar.get_x() + bar.get_width() / 2, ratio, f"{ratio:.0f}x", ha="center", va="bottom",
+                ax.text(rect.get_x() + rect.get_width() / 2, ratio, f"{ratio:.0f}x", ha="center", va="bottom",
                         fontsize=8)
     ax.axhline(TARGET, color="red", linestyle="--", linewidth=1, label=f"target {TARGET}x")
     ax.set_xticks([x + width * (len(trees) - 1) / 2 for x in range(len(variants))], variants)
