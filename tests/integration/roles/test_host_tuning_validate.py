@@ -194,6 +194,10 @@ def test_good_input_writes_the_persisted_files(scratch):
     irq_unit = (systemd / "sysinit.target.wants/inferfleet-irq-affinity.service")
     assert irq_unit.is_symlink() and "echo %s > \"$$f\"" % system in irq_unit.read_text()
     assert "IRQBALANCE_BANNED_CPULIST=%s\n" % instances in (tmp_path / "default/irqbalance").read_text()
+    # the summary names every persisted file of the partition it wrote (the fleet report's drift items)
+    for item in ("persisted:inferfleet.slice", "persisted:system.slice.d", "persisted:user.slice.d",
+                 "persisted:init.scope.d", "persisted:inferfleet-irq-affinity.service"):
+        assert item in result.stdout, item
     # one clear message per part that skipped its runtime writes
     for part in ("sysctl", "thp", "swap", "io_scheduler", "cpu_partition"):
         assert result.stdout.count("host_tuning %s: this host is a container" % part) == 1, part
