@@ -14,7 +14,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,11 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import haproxy_binary
+from helpers import haproxy_binary, run_playbook, write_play, write_vars
 
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "roles" / "gateway"
-VENV_BIN = Path(sys.executable).parent
 
 
 def endpoints(addr, ports):
@@ -43,30 +41,12 @@ INVENTORY = {"all": {"hosts": {
 SENTINEL = "# the configuration before this run\n"
 
 
-def _env():
-    env = dict(os.environ)
-    env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build"),
-                "ANSIBLE_LOCALHOST_WARNING": "0", "PATH": "%s:%s" % (VENV_BIN, env.get("PATH", "")),
-                "LC_ALL": "C.UTF-8"})
-    return env
-
-
 def _playbook(tmp_path, inventory, tasks, overrides):
+    """The role's defaults and vars, then ``overrides``, for ``tasks`` on host gw (local connection)."""
     (tmp_path / "inv.yml").write_text(yaml.safe_dump(inventory))
-    (tmp_path / "vars.json").write_text(json.dumps(overrides))
-    (tmp_path / "play.yml").write_text("""
-- hosts: gw
-  connection: local
-  gather_facts: false
-  vars_files:
-    - %(role)s/defaults/main.yml
-    - %(role)s/vars/main.yml
-    - %(vars)s
-  tasks:
-%(tasks)s
-""" % {"role": ROLE, "vars": tmp_path / "vars.json", "tasks": tasks})
-    return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "inv.yml"), str(tmp_path / "play.yml")],
-                          env=_env(), capture_output=True, text=True, timeout=300, check=False)
+    play = write_play(tmp_path, tasks, hosts="gw", vars_files=[
+        ROLE / "defaults" / "main.yml", ROLE / "vars" / "main.yml", write_vars(tmp_path, overrides)])
+    return run_playbook(play, inventory=tmp_path / "inv.yml")
 
 
 def render(tmp_path, **overrides):
