@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import haproxy_binary, run_playbook, write_play, write_vars
+from helpers import run_playbook, write_play, write_vars
 
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "roles" / "gateway"
@@ -83,14 +83,6 @@ def section(cfg, head):
         if inside and line.strip() and not line.strip().startswith("#"):
             out.append(line.strip())
     return out
-
-
-@pytest.fixture(scope="module")
-def haproxy(tmp_path_factory):
-    found = haproxy_binary(tmp_path_factory.mktemp("haproxy"))
-    if found is None:
-        pytest.skip("no haproxy .deb here (no lab asset, no apt-get download)")
-    return found
 
 
 def haproxy_check(haproxy, tmp_path, cfg):

@@ -12,9 +12,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
-from helpers import haproxy_binary
 
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "bench"))
@@ -75,14 +72,6 @@ def _standin():
     server.lock, server.queries, server.hits, server.seen, server.sessions = threading.Lock(), 0, 0, set(), {}
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-@pytest.fixture(scope="module")
-def haproxy(tmp_path_factory):
-    found = haproxy_binary(tmp_path_factory.mktemp("haproxy"))
-    if found is None:
-        pytest.skip("no haproxy .deb here (no lab asset, no apt-get download)")
-    return found
 
 
 def _run(haproxy, tmp_path, policy, monkeypatch):
